@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Both set up first, idempotently.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FMNIST := /usr/share/datasets/fashion-mnist
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-all demo bench clean
+
+setup: $(STAMP) $(FMNIST)
+
+# torch first, pinned: these builds lie on the local disk; an unpinned torch would download GBs.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(FMNIST):
+	@if [ ! -d $(FMNIST) ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+# Until the web app exists, `make run` trains a short PART demo run into checkpoints/.
+run: setup demo
+
+demo: setup
+	$(VENV)/bin/part train --preset fmnist-part --epochs 2 --burn-in 1 --subset 2000 --out checkpoints/demo-fmnist-part-$$(date +%Y%m%d-%H%M%S)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-all: setup
+	$(VENV)/bin/pytest -q -m ''
+
+bench: setup
+	$(VENV)/bin/part bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

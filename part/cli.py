@@ -1,0 +1,125 @@
+"""The `part` command: train, resume, cam, bench, presets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from part.config import PRESETS, parse_overrides
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def checkpoints_root() -> Path:
+    return Path(os.environ.get("PART_CHECKPOINTS", "checkpoints"))
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="part", description="Pixel-reweighted adversarial training (PART) and its tools.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model into a run folder")
+    t.add_argument("--preset", required=True, choices=list(PRESETS), metavar="NAME",
+                   help="one of: " + ", ".join(PRESETS))
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--burn-in", type=int, dest="burn_in_epochs")
+    t.add_argument("--mask-every", type=int, dest="mask_every", help="refresh masks every S epochs (0: per batch)")
+    t.add_argument("--subset", type=int, help="train on a deterministic subset of N images")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--out", help="run folder (default: $PART_CHECKPOINTS or checkpoints/, then preset-seed-time)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. eps=8/255")
+    t.add_argument("--no-progress", action="store_true")
+
+    r = sub.add_parser("resume", help="continue a run from its newest complete epoch")
+    r.add_argument("run_dir")
+    r.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser("cam", help="write a jet CAM overlay of an image")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--image", required=True)
+    c.add_argument("--method", default="gradcam", help="a CAM method, or several joined by commas (ensemble)")
+    c.add_argument("--target", type=int, help="class to explain (default: the predicted class)")
+    c.add_argument("--out", required=True)
+
+    b = sub.add_parser("bench", help="time AT vs PART epochs and native vs library CAM")
+    b.add_argument("--n", type=int, default=4000, help="training images (Fashion-MNIST subset)")
+    b.add_argument("--cam-batch", type=int, default=256)
+
+    sub.add_parser("presets", help="list the training presets")
+    return p
+
+
+def _train(args) -> None:
+    from part.config import preset
+    from part.train import train
+
+    flags = {k: getattr(args, k) for k in ("epochs", "burn_in_epochs", "mask_every", "subset", "seed")}
+    overrides = {**parse_overrides(args.set), **{k: v for k, v in flags.items() if v is not None}}
+    cfg = preset(args.preset, **overrides)
+    out = Path(args.out) if args.out else checkpoints_root() / f"{args.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    print(f"run folder: {out}")
+    train(cfg, out, progress=not args.no_progress)
+
+
+def _resume(args) -> None:
+    from part.train import train
+
+    train(None, args.run_dir, resume=True, progress=not args.no_progress)
+
+
+def _cam(args) -> None:
+    import torch
+
+    from part.cam import compute_cam
+    from part.images import jet_overlay, open_image, save_png, to_tensor
+    from part.runs import load_model
+
+    model, ckpt = load_model(args.checkpoint)
+    meta = ckpt["meta"]
+    x = to_tensor(open_image(args.image), meta["in_channels"], meta["image_size"])
+    targets = None if args.target is None else torch.tensor([args.target])
+    if targets is not None and not 0 <= args.target < meta["num_classes"]:
+        raise ValueError(f"--target {args.target} is out of range; accepted: 0..{meta['num_classes'] - 1}")
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    cam = compute_cam(model, x, targets, methods)
+    save_png(jet_overlay(x[0], cam[0], scale=max(1, 224 // meta["image_size"])), args.out)
+    with torch.no_grad():
+        pred = int(model(x).argmax(1))
+    print(f"wrote {args.out} (predicted: {meta['classes'][pred]})")
+
+
+def _bench(args) -> None:
+    from part.bench import run_bench
+
+    run_bench(n=args.n, cam_batch=args.cam_batch)
+
+
+def _presets(args) -> None:
+    for name, values in PRESETS.items():
+        print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in values.items()))
+
+
+COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "presets": _presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"part {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("part: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

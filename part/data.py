@@ -1,0 +1,422 @@
+"""Dataset layer: readers for Fashion-MNIST, CIFAR-10, SVHN, Tiny-ImageNet and ImageFolder trees,
+deterministic batching, and crop/flip augmentation that keeps images aligned with their pixel maps."""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+__all__ = [
+    "DATASETS", "DEFAULT_DATASET", "DatasetInfo", "DatasetNotFound", "DatasetFormatError",
+    "InMemoryDataset", "ImageFileDataset", "SubsetDataset", "batches", "dataset_names",
+    "len_batches", "load_dataset", "random_crop_flip",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+
+
+class DatasetNotFound(FileNotFoundError):
+    """The dataset files are not where they were looked for."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file exists but is corrupted or not in the expected format."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int      # 0: depends on the data (imagefolder)
+    in_channels: int
+    image_size: int       # 0: depends on the data (imagefolder)
+    default_eps: float    # standard L-inf evaluation budget
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
+    DatasetInfo("fashion-mnist", 10, 1, 28, 0.1, "Fashion-MNIST, 28x28 greyscale, 60k/10k"),
+    DatasetInfo("cifar10", 10, 3, 32, 8 / 255, "CIFAR-10, 32x32 RGB, 50k/10k"),
+    DatasetInfo("svhn", 10, 3, 32, 8 / 255, "SVHN digits, 32x32 RGB, 73k/26k"),
+    DatasetInfo("tiny-imagenet", 200, 3, 64, 8 / 255, "Tiny-ImageNet-200, 64x64 RGB, 100k/10k (val)"),
+    DatasetInfo("imagefolder", 0, 3, 0, 8 / 255, "any <dir>/{train,test}/<class>/<image> tree"),
+]}
+DEFAULT_DATASET = "fashion-mnist"
+_DEFAULT_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset classes
+# ---------------------------------------------------------------------------------------------
+
+class InMemoryDataset(Dataset):
+    """Images held as a uint8 tensor [N,C,H,W], labels as int64 [N]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], name: str = ""):
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"images must be uint8 [N,C,S,S], got {images.dtype} {tuple(images.shape)}")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images.contiguous(), labels.long()
+        self.name, self.classes = name, list(classes)
+        self.num_classes, self.in_channels, self.image_size = len(self.classes), images.shape[1], images.shape[2]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.images[i].float().div_(255), int(self.labels[i]), int(i)
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[indices].float().div_(255), self.labels[indices]
+
+
+class ImageFileDataset(Dataset):
+    """Images loaded lazily from files with PIL, as RGB, optionally resized to image_size."""
+
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], classes: Sequence[str],
+                 image_size: int = 0, resize: bool = False, name: str = ""):
+        if not files:
+            raise ValueError("no image files given")
+        self.files, self.labels = [Path(f) for f in files], torch.as_tensor(labels, dtype=torch.long)
+        self.name, self.classes, self.resize = name, list(classes), resize
+        self.num_classes, self.in_channels = len(self.classes), 3
+        if image_size <= 0:  # take the size from the first image; every image must match it
+            with Image.open(self.files[0]) as im:
+                w, h = im.size
+            if w != h:
+                raise ValueError(f"{self.files[0]}: image is {w}x{h}, not square; pass image_size to resize")
+            image_size = w
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, i: int) -> torch.Tensor:
+        s, path = self.image_size, self.files[i]
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (s, s):
+                if not self.resize:
+                    raise ValueError(f"{path}: image is {im.size[0]}x{im.size[1]}, expected {s}x{s}; "
+                                     "pass image_size to resize all images")
+                im = im.resize((s, s), Image.Resampling.BILINEAR)
+            arr = np.array(im, dtype=np.uint8)
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+    def __getitem__(self, i: int):
+        return self._load(i).float().div_(255), int(self.labels[i]), int(i)
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        x = torch.stack([self._load(int(i)) for i in indices]) if len(indices) else \
+            torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        return x.float().div_(255), self.labels[indices]
+
+
+class SubsetDataset(Dataset):
+    """A view of `base` restricted to `indices`; returns subset indices 0..len-1."""
+
+    def __init__(self, base: Dataset, indices: torch.Tensor):
+        self.base, self.indices = base, torch.as_tensor(indices, dtype=torch.long)
+        for attr in ("name", "classes", "num_classes", "in_channels", "image_size"):
+            setattr(self, attr, getattr(base, attr))
+        self.labels = base.labels[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def original_index(self, i: int) -> int:
+        return int(self.indices[i])
+
+    def __getitem__(self, i: int):
+        x, y, _ = self.base[self.original_index(i)]
+        return x, y, int(i)
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base.get_batch(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Format readers
+# ---------------------------------------------------------------------------------------------
+
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (magic 2049: labels, 2051: images)."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as e:
+        raise DatasetFormatError(f"{path}: cannot read IDX file ({e})") from e
+    ndim = magic & 0xFF
+    if len(raw) < 4 + 4 * ndim or int.from_bytes(raw[:4], "big") != magic:
+        found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+        raise DatasetFormatError(f"{path}: not an IDX file with magic number {magic} (found {found}); "
+                                 "the file is corrupted or of the wrong kind")
+    dims = [int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4)]
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != math.prod(dims):
+        raise DatasetFormatError(f"{path}: header says {dims} ({math.prod(dims)} bytes) "
+                                 f"but the file holds {data.size} data bytes; it is truncated or corrupted")
+    return data.reshape(dims).copy()
+
+
+def _load_fashion_mnist(root: Path, split: str) -> InMemoryDataset:
+    prefix = "train" if split == "train" else "t10k"
+    names = [f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"]
+    paths = []
+    for n in names:
+        found = [root / (n + ext) for ext in (".gz", "") if (root / (n + ext)).is_file()]
+        if not found:
+            raise DatasetNotFound(
+                f"Fashion-MNIST not found in {root}: expected train-images-idx3-ubyte.gz, "
+                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz "
+                "(or the same without .gz). Install the Debian package `dataset-fashion-mnist` "
+                "(apt-get install dataset-fashion-mnist), set PART_FASHION_MNIST_DIR or pass data_dir")
+        paths.append(found[0])
+    images, labels = _read_idx(paths[0], 2051), _read_idx(paths[1], 2049)
+    if len(images) != len(labels) or (labels.size and labels.max() >= 10):
+        raise DatasetFormatError(f"{paths[1]}: {len(labels)} labels (max {labels.max(initial=0)}) "
+                                 f"do not fit {len(images)} images of 10 classes")
+    return InMemoryDataset(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(),
+                           FASHION_MNIST_CLASSES, "fashion-mnist")
+
+
+def _load_cifar10(root: Path, split: str) -> InMemoryDataset:
+    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    files = [f"data_batch_{k}" for k in range(1, 6)] if split == "train" else ["test_batch"]
+    missing = [f for f in files if not (base / f).is_file()]
+    if missing:
+        raise DatasetNotFound(
+            f"CIFAR-10 not found: missing {', '.join(str(base / f) for f in missing)}. Expected "
+            f"{root}/cifar-10-batches-py/data_batch_1..5, test_batch (torchvision's python layout; "
+            "download cifar-10-python.tar.gz on a machine with internet and extract it there), "
+            "or pass data_dir / set PART_CIFAR10_DIR")
+    images, labels = [], []
+    for f in files:
+        try:
+            with open(base / f, "rb") as fh:
+                d = pickle.load(fh, encoding="bytes")
+            data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            lab = np.asarray(d[b"labels"], dtype=np.int64)
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
+            raise DatasetFormatError(f"{base / f}: not a CIFAR-10 python batch ({e!r})") from e
+        if len(lab) != len(data):
+            raise DatasetFormatError(f"{base / f}: {len(data)} images but {len(lab)} labels")
+        images.append(data)
+        labels.append(lab)
+    classes = CIFAR10_CLASSES
+    if (base / "batches.meta").is_file():
+        with open(base / "batches.meta", "rb") as fh:
+            names = pickle.load(fh, encoding="bytes").get(b"label_names", CIFAR10_CLASSES)
+        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return InMemoryDataset(torch.from_numpy(np.concatenate(images)),
+                           torch.from_numpy(np.concatenate(labels)), classes, "cifar10")
+
+
+def _load_svhn(root: Path, split: str) -> InMemoryDataset:
+    import scipy.io
+    path = root / f"{split}_32x32.mat"
+    if not path.is_file():
+        raise DatasetNotFound(
+            f"SVHN not found: expected {path} (torchvision's layout: {root}/train_32x32.mat, "
+            "test_32x32.mat from http://ufldl.stanford.edu/housenumbers/; copy them there), "
+            "or pass data_dir / set PART_SVHN_DIR")
+    try:
+        mat = scipy.io.loadmat(str(path))
+        x, y = np.asarray(mat["X"], dtype=np.uint8), np.asarray(mat["y"], dtype=np.int64).reshape(-1)
+    except Exception as e:  # loadmat raises many kinds of errors on a damaged file
+        raise DatasetFormatError(f"{path}: not an SVHN .mat file ({e!r})") from e
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
+        raise DatasetFormatError(f"{path}: X has shape {x.shape}, expected [32,32,3,{len(y)}]")
+    y[y == 10] = 0
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
+    return InMemoryDataset(images, torch.from_numpy(y), [str(d) for d in range(10)], "svhn")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _load_tiny_imagenet(root: Path, split: str, image_size: int) -> ImageFileDataset:
+    base = root / "tiny-imagenet-200" if (root / "tiny-imagenet-200").is_dir() else root
+    if not (base / "wnids.txt").is_file():
+        raise DatasetNotFound(
+            f"Tiny-ImageNet not found: expected {root}/tiny-imagenet-200/ with wnids.txt, "
+            "train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt "
+            "(extract tiny-imagenet-200.zip there), or pass data_dir / set PART_TINY_IMAGENET_DIR")
+    wnids = sorted({w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()})
+    index = {w: k for k, w in enumerate(wnids)}
+    words = {}
+    if (base / "words.txt").is_file():
+        for line in (base / "words.txt").read_text().splitlines():
+            wnid, _, text = line.partition("\t")
+            words[wnid.strip()] = text.split(",")[0].strip()
+    files, labels = [], []
+    if split == "train":
+        for w in wnids:
+            folder = base / "train" / w / "images"
+            found = _image_files(folder) if folder.is_dir() else []
+            files += found
+            labels += [index[w]] * len(found)
+    else:
+        ann = base / "val" / "val_annotations.txt"
+        if not ann.is_file():
+            raise DatasetNotFound(f"Tiny-ImageNet val annotations not found: expected {ann}")
+        rows = sorted(line.split("\t")[:2] for line in ann.read_text().splitlines() if line.strip())
+        for fname, wnid in rows:
+            if wnid not in index:
+                raise DatasetFormatError(f"{ann}: {fname} has wnid {wnid} not listed in wnids.txt")
+            files.append(base / "val" / "images" / fname)
+            labels.append(index[wnid])
+    if not files:
+        raise DatasetNotFound(f"Tiny-ImageNet {split} images not found under {base}")
+    return ImageFileDataset(files, labels, [words.get(w, w) for w in wnids],
+                            image_size or 64, resize=image_size > 0, name="tiny-imagenet")
+
+
+def _load_imagefolder(root: Path, split: str, image_size: int) -> ImageFileDataset:
+    candidates = [root / "train"] if split == "train" else [root / "test", root / "val"]
+    split_dir = next((d for d in candidates if d.is_dir()), None)
+    if split_dir is None:
+        raise DatasetNotFound(
+            f"ImageFolder split '{split}' not found: expected {' or '.join(map(str, candidates))} "
+            "holding one sub-folder of images per class (<dir>/train/<class>/*, <dir>/test/<class>/*); "
+            "pass data_dir / set PART_IMAGEFOLDER_DIR")
+    # Class list from train/ when present, so that train and test labels agree.
+    class_root = root / "train" if (root / "train").is_dir() else split_dir
+    classes = sorted(d.name for d in class_root.iterdir() if d.is_dir())
+    files, labels = [], []
+    for d in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        if d.name not in classes:
+            raise DatasetFormatError(f"{d}: class '{d.name}' does not exist in {class_root}")
+        found = _image_files(d)
+        files += found
+        labels += [classes.index(d.name)] * len(found)
+    if not files:
+        raise DatasetNotFound(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {split_dir}/<class>/")
+    return ImageFileDataset(files, labels, classes, image_size, resize=image_size > 0, name="imagefolder")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point, batching, augmentation
+# ---------------------------------------------------------------------------------------------
+
+def _resize_uint8(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
+    out = torch.empty(len(images), images.shape[1], size, size, dtype=torch.uint8)
+    for s in range(0, len(images), chunk):
+        y = F.interpolate(images[s:s + chunk].float(), size=(size, size), mode="bilinear",
+                          antialias=True, align_corners=False)
+        out[s:s + chunk] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def load_dataset(name: str, split: str, data_dir: str | None = None, subset: int = 0,
+                 image_size: int = 0) -> Dataset:
+    """Load split "train" or "test" of dataset `name` (see DATASETS).
+
+    The folder is `data_dir`, else the environment variable PART_<NAME>_DIR (e.g. PART_CIFAR10_DIR,
+    PART_FASHION_MNIST_DIR), else /usr/share/datasets/fashion-mnist for Fashion-MNIST and ./data
+    otherwise. `subset > 0` keeps a fixed (seed 0) random subset of that many samples; `image_size > 0`
+    resizes every image to that side length.
+    """
+    key = name.lower().replace("_", "-")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; accepted names: {', '.join(DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if data_dir is None:
+        env = "PART_" + key.upper().replace("-", "_") + "_DIR"
+        data_dir = os.environ.get(env) or _DEFAULT_DIRS.get(key, "data")
+    root = Path(data_dir).expanduser()
+    if key in ("tiny-imagenet", "imagefolder"):
+        reader = _load_tiny_imagenet if key == "tiny-imagenet" else _load_imagefolder
+        ds: Dataset = reader(root, split, image_size)
+    else:
+        ds = {"fashion-mnist": _load_fashion_mnist, "cifar10": _load_cifar10, "svhn": _load_svhn}[key](root, split)
+        if image_size > 0 and image_size != ds.image_size:
+            ds = InMemoryDataset(_resize_uint8(ds.images, image_size), ds.labels, ds.classes, ds.name)
+    if 0 < subset < len(ds):
+        perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))
+        ds = SubsetDataset(ds, perm[:subset].sort().values)
+    return ds
+
+
+def _get_batch(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if hasattr(dataset, "get_batch"):
+        return dataset.get_batch(indices)
+    items = [dataset[int(i)] for i in indices]
+    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items], dtype=torch.long)
+
+
+def len_batches(dataset: Dataset, batch_size: int, drop_last: bool = False) -> int:
+    n = len(dataset)
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def batches(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int = 0,
+            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (x, y, idx) batches; with shuffle the order is a permutation fixed by `seed`."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(dataset)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        if drop_last and len(idx) < batch_size:
+            break
+        x, y = _get_batch(dataset, idx)
+        yield x, y, idx
+
+
+def random_crop_flip(x: torch.Tensor, *maps: torch.Tensor | None, padding: int = 4,
+                     generator: torch.Generator | None = None, flip: bool = True):
+    """Zero-pad, randomly crop back to HxW and randomly flip each sample of x [B,C,H,W].
+
+    Every tensor in `maps` ([B,H,W] or [B,C',H,W], or None) gets the same per-sample crop and flip,
+    so importance maps stay aligned with their images. Returns (x_aug, *maps_aug).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x must be [B,C,H,W], got {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    dev = generator.device if generator is not None else torch.device("cpu")
+    oy = torch.randint(0, 2 * padding + 1, (B,), generator=generator, device=dev).to(x.device)
+    ox = torch.randint(0, 2 * padding + 1, (B,), generator=generator, device=dev).to(x.device)
+    rows = oy[:, None] + torch.arange(H, device=x.device)                      # [B,H]
+    cols = ox[:, None] + torch.arange(W, device=x.device)                      # [B,W]
+    if flip:
+        flipped = (torch.rand(B, generator=generator, device=dev) < 0.5).to(x.device)
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
+    b = torch.arange(B, device=x.device)[:, None, None]
+
+    def apply(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        if t.dim() not in (3, 4) or t.shape[0] != B or tuple(t.shape[-2:]) != (H, W):
+            raise ValueError(f"map of shape {tuple(t.shape)} does not match images {tuple(x.shape)}")
+        t4 = t[:, None] if t.dim() == 3 else t
+        padded = t4.new_zeros(B, t4.shape[1], H + 2 * padding, W + 2 * padding)
+        padded[:, :, padding:padding + H, padding:padding + W] = t4
+        dv = t.device
+        out = padded[b.to(dv), :, rows[:, :, None].to(dv), cols[:, None, :].to(dv)]  # [B,H,W,C]
+        out = out.permute(0, 3, 1, 2).contiguous()
+        return out[:, 0] if t.dim() == 3 else out
+
+    return (apply(x), *(apply(m) for m in maps))

@@ -1,0 +1,136 @@
+"""Eps-maps: per-pixel perturbation budgets in [eps_low, eps] derived from class activation maps.
+
+Zhang et al., "Improving Accuracy-robustness Trade-off via Pixel Reweighted Adversarial Training"
+(PART), ICML 2024, Section 3.2 and Algorithm 1 ("paper"); the official code's colour-mapped mask
+("reference"); the PART++ report's sigmoid masks ("soft", "soft-partpp"); Figure 1's quadrant
+allocation ("quadrant"); and two controls that keep the budget but break the CAM's placement.
+
+Every recipe takes CAMs [B,H,W] in [0,1] and the input's channel count and returns a map
+[B,1,H,W] (or [B,3,H,W] for the reference recipe on RGB input) that broadcasts against x.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+
+
+def _weights(cam: torch.Tensor) -> torch.Tensor:
+    """w = cam / mean(cam) per image, so w > 1 marks pixels above the image's average importance."""
+    mean = cam.flatten(1).mean(1).clamp_min(1e-12)
+    return cam / mean.view(-1, 1, 1)
+
+
+def paper(cam, eps, eps_low, channels, *, threshold: float = 1.0):
+    """Algorithm 1: full eps where w > threshold, eps_low elsewhere."""
+    high = _weights(cam) > threshold
+    return torch.where(high, eps, eps_low)[:, None].to(cam.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _jet_lut() -> torch.Tensor:
+    import matplotlib
+
+    return torch.tensor(matplotlib.colormaps["jet"](torch.linspace(0, 1, 256).numpy())[:, :3], dtype=torch.float32)
+
+
+def reference(cam, eps, eps_low, channels):
+    """The official code's mask: jet(cam^2), z-scored over all RGB values, per channel z > 1.
+
+    The result is per colour channel and not monotone in the CAM. Inputs with other than three
+    channels get the mean of the three channel masks.
+    """
+    lut = _jet_lut().to(cam.device)
+    rgb = lut[(cam.clamp(0, 1) ** 2 * 255).round().long()].permute(0, 3, 1, 2)  # [B,3,H,W]
+    flat = rgb.flatten(1)
+    z = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-12)
+    emap = torch.where(z > 1, eps, eps_low).view_as(rgb).to(cam.dtype)
+    return emap if channels == 3 else emap.mean(1, keepdim=True)
+
+
+def soft(cam, eps, eps_low, channels, *, tau: float = 10.0):
+    """Centred sigmoid: eps_low + (eps - eps_low) * sigmoid(tau * (w - 1)), the whole range."""
+    s = torch.sigmoid(tau * (_weights(cam) - 1))
+    return (eps_low + (eps - eps_low) * s)[:, None]
+
+
+def soft_partpp(cam, eps, eps_low, channels, *, tau: float = 10.0):
+    """PART++'s uncentred sigmoid; since w >= 0 it never goes below (eps + eps_low) / 2."""
+    s = torch.sigmoid(tau * _weights(cam))
+    return (s * eps + (1 - s) * eps_low)[:, None]
+
+
+QUADRANTS = ("ul", "ur", "bl", "br")
+
+
+def quadrant(cam, eps, eps_low, channels, *, quadrant: str = "br"):
+    """Figure 1: one quadrant at eps_low, the other three at eps; the CAM is ignored."""
+    if quadrant not in QUADRANTS:
+        raise ValueError(f"unknown quadrant '{quadrant}'; accepted: {', '.join(QUADRANTS)}")
+    b, h, w = cam.shape
+    emap = torch.full((b, 1, h, w), float(eps), dtype=cam.dtype, device=cam.device)
+    rows = slice(0, h // 2) if quadrant[0] == "u" else slice(h // 2, h)
+    cols = slice(0, w // 2) if quadrant[1] == "l" else slice(w // 2, w)
+    emap[:, :, rows, cols] = eps_low
+    return emap
+
+
+def shuffled(cam, eps, eps_low, channels, *, threshold: float = 1.0):
+    """Control: each image gets the paper map of the next image in the batch."""
+    return paper(torch.roll(cam, 1, dims=0), eps, eps_low, channels, threshold=threshold)
+
+
+def uniform_mean(cam, eps, eps_low, channels, *, threshold: float = 1.0):
+    """Control: a scalar eps per image equal to the mean of its paper map, placed nowhere."""
+    emap = paper(cam, eps, eps_low, channels, threshold=threshold)
+    return emap.mean(dim=(2, 3), keepdim=True).expand_as(emap)
+
+
+RECIPES = {
+    "paper": paper,
+    "reference": reference,
+    "soft": soft,
+    "soft-partpp": soft_partpp,
+    "quadrant": quadrant,
+    "shuffled": shuffled,
+    "uniform-mean": uniform_mean,
+}
+
+
+def recipe_options(recipe: str) -> dict[str, object]:
+    """The options a recipe accepts, with their defaults."""
+    params = inspect.signature(_recipe(recipe)).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def _recipe(name: str):
+    if name not in RECIPES:
+        raise ValueError(f"unknown mask recipe '{name}'; accepted: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def eps_map(
+    cam: torch.Tensor, *, eps: float, eps_low: float, recipe: str = "paper", channels: int = 1, **options
+) -> torch.Tensor:
+    """Per-pixel budgets from CAMs [B,H,W] for inputs with `channels` channels.
+
+    Values lie in [min(eps, eps_low), max(eps, eps_low)]; the result broadcasts against x.
+    """
+    fn = _recipe(recipe)
+    accepted = recipe_options(recipe)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"recipe '{recipe}' has no option {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}")
+    if cam.dim() != 3:
+        raise ValueError(f"cam must be [B,H,W], got shape {tuple(cam.shape)}")
+    return fn(cam.float(), float(eps), float(eps_low), channels, **options)
+
+
+def mask_stats(emap: torch.Tensor, eps: float) -> dict[str, float]:
+    """Fraction of pixel values at full eps and the mean budget relative to eps."""
+    return {
+        "full_eps_fraction": float((emap >= eps - 1e-7).float().mean()),
+        "mean_eps_ratio": float(emap.float().mean() / eps),
+    }
