@@ -245,10 +245,11 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict, status: _Status
     t0 = time.time()
     row = trainer.train_epoch(epoch, on_batch)
     epoch_s = time.time() - t0
+    lr = trainer.optimizer.param_groups[0]["lr"]
     trainer.scheduler.step()
     status.update(epoch, n_batches, n_batches, "eval", force=True)
     t1 = time.time()
-    row = {"epoch": epoch, "phase": phase, "lr": trainer.optimizer.param_groups[0]["lr"], **row, **trainer.evaluate(),
+    row = {"epoch": epoch, "phase": phase, "lr": lr, **row, **trainer.evaluate(),
            "mask_refresh_s": refresh_s, "epoch_s": epoch_s, "eval_s": time.time() - t1}
     bar.set_postfix(clean=f"{row['test_clean_acc']:.3f}", pgd=f"{row['test_pgd_acc']:.3f}")
     bar.close()
