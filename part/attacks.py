@@ -23,7 +23,11 @@ LOSSES = ("ce", "kl")
 def budget(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """eps as a tensor on x's device and dtype, checked to broadcast to x and be non-negative."""
     b = torch.as_tensor(eps, dtype=x.dtype, device=x.device)
-    if torch.broadcast_shapes(b.shape, x.shape) != x.shape:
+    try:
+        fits = torch.broadcast_shapes(b.shape, x.shape) == x.shape
+    except RuntimeError:  # shapes that do not broadcast at all
+        fits = False
+    if not fits:
         raise ValueError(f"eps of shape {tuple(b.shape)} does not broadcast to the input {tuple(x.shape)}")
     if bool((b < 0).any()):
         raise ValueError("eps must be >= 0 everywhere")
@@ -101,6 +105,8 @@ def mma(
 
     All k runs share one random start and run as one batch of k*B images.
     """
+    if k < 1:
+        raise ValueError(f"mma needs k >= 1 target classes, got {k}")
     b = budget(eps, x)
     x = x.detach()
     with eval_mode(model), torch.enable_grad():

@@ -43,7 +43,9 @@ def reference(cam, eps, eps_low, channels):
     channels get the mean of the three channel masks.
     """
     lut = _jet_lut().to(cam.device)
-    rgb = lut[(cam.clamp(0, 1) ** 2 * 255).round().long()].permute(0, 3, 1, 2)  # [B,3,H,W]
+    # matplotlib's jet(v) for a float v reads table entry floor(256 v), with v = 1 read as entry 255.
+    index = (cam.double().clamp(0, 1) ** 2 * 256).long().clamp(max=255)
+    rgb = lut[index].permute(0, 3, 1, 2)  # [B,3,H,W]
     flat = rgb.flatten(1)
     z = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-12)
     emap = torch.where(z > 1, eps, eps_low).view_as(rgb).to(cam.dtype)
@@ -78,7 +80,7 @@ def quadrant(cam, eps, eps_low, channels, *, quadrant: str = "br"):
 
 
 def shuffled(cam, eps, eps_low, channels, *, threshold: float = 1.0):
-    """Control: each image gets the paper map of the next image in the batch."""
+    """Control: each image gets the paper map of the previous image in the batch (a batch of one keeps its own)."""
     return paper(torch.roll(cam, 1, dims=0), eps, eps_low, channels, threshold=threshold)
 
 

@@ -8,6 +8,9 @@ from torch import nn
 
 import models
 
+# Tiny tensors: one intra-op thread avoids oversubscription stalls when the 2 cores are shared.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def small_cnn() -> nn.Module:
