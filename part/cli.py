@@ -1,4 +1,4 @@
-"""The `part` command: train, resume, cam, bench, presets."""
+"""The `part` command: train, resume, cam, bench, eval, serve, presets."""
 
 from __future__ import annotations
 
@@ -51,6 +51,32 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=int, default=4000, help="training images (Fashion-MNIST subset)")
     b.add_argument("--cam-batch", type=int, default=256)
 
+    e = sub.add_parser("eval", help="robustness evaluation: clean, PGD-K, MMA, AutoAttack, corruptions, checks")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint file (.pt)")
+    source.add_argument("--run", help="a run folder (its newest checkpoint, or --epoch N)")
+    e.add_argument("--epoch", type=int, help="with --run: the epoch to evaluate")
+    e.add_argument("--attacks", default="clean,pgd20,mma,aa",
+                   help="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, corruptions, checks")
+    e.add_argument("--n", type=int, default=1000, help="test images (a fixed subset; 0: all)")
+    e.add_argument("--out", help="output folder (default: RUN/eval/epoch_NNNN)")
+    e.add_argument("--data-dir", help="dataset folder (default: as the run was trained)")
+    e.add_argument("--surrogate", help="checkpoint of a surrogate model for the transfer check")
+    e.add_argument("--batch-size", type=int, default=128)
+    e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--recompute", action="store_true", help="rerun attacks already in OUT/eval.json")
+    e.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("serve", help="serve the HTTP API (backend/) with uvicorn; docs at /docs")
+    s.add_argument("--host", help="bind address (default $PART_HOST or 127.0.0.1; others need $PART_TOKEN)")
+    s.add_argument("--port", type=int, help="port (default $PART_PORT or 8000)")
+    s.add_argument("--checkpoints", help="run folder root (default $PART_CHECKPOINTS or checkpoints/)")
+    s.add_argument("--data-dir", help="folder with one sub-folder per dataset ($PART_DATA_DIR)")
+    s.add_argument("--device", help="auto, cpu or cuda for the API's models ($PART_DEVICE)")
+    s.add_argument("--jobs", type=int, help="training/evaluation processes at once ($PART_JOB_CONCURRENCY)")
+
     sub.add_parser("presets", help="list the training presets")
     return p
 
@@ -100,12 +126,39 @@ def _bench(args) -> None:
     run_bench(n=args.n, cam_batch=args.cam_batch)
 
 
+def _eval(args) -> None:
+    from part.eval_job import evaluate_checkpoint
+
+    result, paths = evaluate_checkpoint(
+        args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
+        data_dir=args.data_dir, surrogate=args.surrogate, batch_size=args.batch_size, device=args.device,
+        seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress)
+    for name, rec in result["attacks"].items():
+        verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
+        shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
+        kept = ", kept from an earlier run" if name in result["reused"] else ""
+        print(f"{name:12s} {shown:>10s}  ({rec['seconds']:.1f} s{kept})")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _serve(args) -> None:
+    import importlib.util
+
+    # The service is its own program (python -m backend): the core library never imports the web stack.
+    if importlib.util.find_spec("backend") is None:
+        raise FileNotFoundError("the backend package is not installed; run `make setup` (pip install -e .)")
+    flags = {"--host": args.host, "--port": args.port, "--checkpoints": args.checkpoints,
+             "--data-dir": args.data_dir, "--device": args.device, "--jobs": args.jobs}
+    argv = [sys.executable, "-m", "backend"] + [str(x) for k, v in flags.items() if v is not None for x in (k, v)]
+    os.execv(sys.executable, argv)
+
+
 def _presets(args) -> None:
     for name, values in PRESETS.items():
         print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in values.items()))
 
 
-COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "presets": _presets}
+COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "eval": _eval, "serve": _serve, "presets": _presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""PART Studio's HTTP service: run registry, CAM / eps-map / attack endpoints and persistent jobs."""

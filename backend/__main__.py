@@ -1,0 +1,5 @@
+import sys
+
+from backend.server import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""A job as the API shows it: its record plus progress read from what its process writes.
+
+Training progress comes from the run folder (status.json, metrics.jsonl); evaluation progress
+from the attacks already recorded in OUT/eval.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from part.runs import RunDir
+
+SHOWN = ("id", "kind", "state", "run_id", "spec", "attempts", "exit_code", "message", "created_at",
+         "started_at", "finished_at", "updated_at", "pid")
+
+
+def job_view(job: dict[str, Any]) -> dict[str, Any]:
+    view = {k: job.get(k) for k in SHOWN}
+    view.update(phase=None, epoch=None, epochs=None, progress=None, eta_s=None, latest_metrics=None)
+    try:
+        view.update(_train_progress(job) if job["kind"] == "train" else _eval_progress(job))
+    except (OSError, ValueError, KeyError):
+        pass  # a file caught mid-replace on some filesystems: the next poll reads it
+    if job["state"] == "completed":
+        view.update(progress=1.0, eta_s=0.0)
+    elif job["state"] != "running":
+        view["eta_s"] = None
+    return view
+
+
+def _train_progress(job: dict[str, Any]) -> dict[str, Any]:
+    run = RunDir(job["out_dir"])
+    status, metrics = run.status(), run.metrics() if run.exists() else []
+    done = metrics[-1]["epoch"] if metrics else 0
+    epochs = status.get("epochs") or job["spec"].get("epochs")
+    out = {"epochs": epochs, "latest_metrics": metrics[-1] if metrics else None, "epoch": done or None,
+           "progress": round(done / epochs, 4) if epochs else None}
+    if job["state"] == "running" and status:
+        out.update(phase=status.get("phase"), epoch=status.get("epoch"),
+                   progress=status.get("progress"), eta_s=status.get("eta_s"))
+    elif status:
+        out["phase"] = status.get("phase")
+    if job["state"] == "running" and not status:
+        out["phase"] = "starting"
+    return out
+
+
+def _eval_progress(job: dict[str, Any]) -> dict[str, Any]:
+    wanted = list(job["spec"].get("attacks") or [])
+    path = Path(job["out_dir"]) / "eval.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    done = [a for a in wanted if a in report.get("attacks", {})]
+    results = {a: report["attacks"][a].get("accuracy") for a in done}
+    pending = [a for a in wanted if a not in done]
+    return {"phase": pending[0] if pending and job["state"] == "running" else None,
+            "progress": round(len(done) / len(wanted), 4) if wanted else None,
+            "epoch": job["spec"].get("epoch"), "latest_metrics": results or None}

@@ -1,0 +1,164 @@
+"""The run registry: every run folder under the checkpoint root, read through part.runs.RunDir.
+
+Folders are scanned on every request, so runs written by a job or by hand appear without a restart.
+Models load lazily into a small LRU cache. CAM hooks attach to the shared module, so every use of
+a cached model holds that model's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from backend import processes
+from backend.errors import bad_request, not_found
+from backend.settings import Settings
+from part.runs import RunDir, load_model
+from part.train import resolve_device
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+RUN_ID_RULE = "1-100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"
+HEAVY_REPORT_KEYS = ("indices", "labels")  # per-image lists of an eval.json: large, not for a listing
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id or "") or ".." in run_id:
+        raise bad_request(f"run id '{str(run_id)[:120]}' is not accepted; run ids are {RUN_ID_RULE}")
+    return run_id
+
+
+@dataclass
+class LoadedModel:
+    run_id: str
+    epoch: int
+    model: torch.nn.Module
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    stamp: int  # checkpoint mtime: a rewritten checkpoint is loaded again
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.get("classes") or range(self.meta["num_classes"]))
+
+
+class Registry:
+    def __init__(self, settings: Settings):
+        self.root = settings.checkpoints
+        self.device = resolve_device(settings.device)
+        self.capacity = settings.model_cache
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- run folders --
+    def run_ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and RUN_ID.fullmatch(p.name) and (p / "config.json").is_file())
+
+    def run(self, run_id: str) -> RunDir:
+        check_run_id(run_id)
+        run = RunDir(self.root / run_id)
+        if not run.exists():
+            known = self.run_ids()
+            raise not_found(f"no run '{run_id}'; known runs: {', '.join(known) or 'none yet'}")
+        return run
+
+    def epoch(self, run_id: str, epoch: int | None) -> int:
+        """The requested epoch, checked to have a checkpoint; None means the newest."""
+        epochs = self.run(run_id).epochs()
+        if not epochs:
+            raise not_found(f"run '{run_id}' has no checkpoints yet; wait for its first epoch to finish")
+        if epoch is None:
+            return epochs[-1]
+        if epoch not in epochs:
+            raise not_found(f"run '{run_id}' has no checkpoint for epoch {epoch}; available: {_ranges(epochs)}")
+        return epoch
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        run = self.run(run_id)
+        cfg, metrics = _safe(run.config, {}), _safe(run.metrics, [])
+        return {"id": run_id, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
+                "defense": cfg.get("defense"), "part": bool(cfg.get("part")), "recipe": cfg.get("recipe"),
+                "cam_methods": list(cfg.get("cam_methods") or []), "planned_epochs": cfg.get("epochs"),
+                "epochs": run.epochs(), "state": run_state(run), "latest": metrics[-1] if metrics else None}
+
+    def runs(self) -> list[dict[str, Any]]:
+        out = []
+        for run_id in self.run_ids():
+            try:
+                out.append(self.summary(run_id))
+            except Exception:  # a folder being written or removed right now: skip it this time
+                continue
+        return out
+
+    def detail(self, run_id: str) -> dict[str, Any]:
+        run = self.run(run_id)
+        probes = _safe(run.load_probe_inputs, None)
+        return {**self.summary(run_id), "config": _safe(run.config, {}), "status": run.status(),
+                "metrics": _safe(run.metrics, []), "evaluations": evaluations(run),
+                "probe_count": 0 if probes is None else len(probes["y"])}
+
+    # -- models --
+    def model(self, run_id: str, epoch: int | None = None) -> LoadedModel:
+        epoch = self.epoch(run_id, epoch)
+        path = self.run(run_id).checkpoint_path(epoch)
+        stamp = path.stat().st_mtime_ns
+        key = (run_id, epoch)
+        with self._lock:  # loads are quick for the CPU models; one at a time keeps memory bounded
+            cached = self._models.get(key)
+            if cached is not None and cached.stamp == stamp:
+                self._models.move_to_end(key)
+                return cached
+            try:
+                model, ckpt = load_model(path, self.device)
+            except (RuntimeError, KeyError, ValueError, OSError) as err:
+                raise bad_request(f"checkpoint {path.name} of run '{run_id}' cannot be loaded: {err}") from None
+            loaded = LoadedModel(run_id, epoch, model, ckpt["meta"], ckpt.get("config", {}), stamp)
+            self._models[key] = loaded
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+            return loaded
+
+
+def run_state(run: RunDir) -> str:
+    """The status file's state, except that a 'running' run whose process is gone was interrupted."""
+    status = run.status()
+    state = status.get("state") or ("completed" if run.epochs() else "queued")
+    if state == "running" and status.get("pid") and not processes.alive(status["pid"]):
+        return "interrupted"
+    return state
+
+
+def evaluations(run: RunDir) -> list[dict[str, Any]]:
+    """The evaluation reports of a run: RUN/eval/<name>/eval.json, written by `part eval`."""
+    reports = []
+    for path in sorted((run.path / "eval").glob("*/eval.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        light = {k: v for k, v in report.items() if k not in HEAVY_REPORT_KEYS}
+        light["attacks"] = {name: {k: v for k, v in (rec or {}).items() if not isinstance(v, list)}
+                            for name, rec in (report.get("attacks") or {}).items()}  # drop per-image lists
+        reports.append({"name": path.parent.name, **light})
+    return reports
+
+
+def _safe(read, default):
+    try:
+        return read()
+    except (OSError, ValueError, RuntimeError):
+        return default
+
+
+def _ranges(values: list[int]) -> str:
+    return f"{values[0]}..{values[-1]}" if values == list(range(values[0], values[-1] + 1)) and len(values) > 2 \
+        else ", ".join(map(str, values))

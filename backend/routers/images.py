@@ -1,0 +1,40 @@
+"""POST /api/explain, /api/attack and /api/compare: multipart forms, CPU work in the threadpool."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form
+
+from backend import adversarial, compare, explain
+from backend.deps import Services, services
+from backend.schemas import (AttackForm, AttackResponse, CompareForm, CompareResponse, ExplainForm,
+                             ExplainResponse, ImageForm)
+
+router = APIRouter(prefix="/api", tags=["images"])
+
+
+def upload_bytes(form: ImageForm, svc: Services) -> bytes | None:
+    """The uploaded bytes, at most one past the limit (uploads.decode refuses the oversized)."""
+    if form.file is None:
+        return None
+    return form.file.file.read(svc.settings.max_upload_bytes + 1)
+
+
+# Sync handlers: FastAPI runs them in its threadpool, so CAMs and attacks never block the event loop.
+@router.post("/explain", response_model=ExplainResponse,
+             summary="CAM heatmaps, eps-maps and mask statistics of one image, per method")
+def post_explain(form: Annotated[ExplainForm, Form()], svc: Services = Depends(services)):
+    return explain.explain(svc, form, upload_bytes(form, svc))
+
+
+@router.post("/attack", response_model=AttackResponse,
+             summary="PGD-k or MMA on one image within a scalar eps or PART's eps-map")
+def post_attack(form: Annotated[AttackForm, Form()], svc: Services = Depends(services)):
+    return adversarial.attack(svc, form, upload_bytes(form, svc))
+
+
+@router.post("/compare", response_model=CompareResponse,
+             summary="runs x epochs grid of CAM overlays and predictions for one image (Figure 2)")
+def post_compare(form: Annotated[CompareForm, Form()], svc: Services = Depends(services)):
+    return compare.compare(svc, form, upload_bytes(form, svc))

@@ -1,0 +1,225 @@
+"""Request forms and response models of the API; they are its OpenAPI schema.
+
+explain, attack and compare take multipart/form-data: the image is either an uploaded `file`, a
+dataset sample (`index`, with `dataset` and `split`; the dataset defaults to the run's), or one of
+the run's fixed probe images (`probe`). Exactly one source per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+Finite = dict(allow_inf_nan=False)
+
+
+class ImageForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: UploadFile | None = Field(None, description="an image: PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")
+    dataset: str | None = Field(None, description="dataset of the sample given by `index` (default: the run's)")
+    split: Literal["train", "test"] = "test"
+    index: int | None = Field(None, ge=0, description="a dataset sample instead of an upload")
+    probe: int | None = Field(None, ge=0, description="one of the run's probe images instead of an upload")
+
+
+class CamForm(ImageForm):
+    run: str = Field(description="run id, as listed by GET /api/runs")
+    epoch: int | None = Field(None, ge=0, description="checkpoint epoch (default: the newest)")
+    methods: str = Field("gradcam", description="CAM method(s), comma-separated; 'ensemble' is the default ensemble")
+    ensemble: bool = Field(False, description="also combine the listed methods into one weighted ensemble map")
+    weights: str | None = Field(None, description="ensemble weights, comma-separated, one per method")
+    target: str = Field("pred", description="class to explain: pred, label (dataset/probe images) or a class index")
+    recipe: str | None = Field(None, description="eps-map recipe (default: the run's)")
+    eps: str | None = Field(None, description="full budget, e.g. 0.1 or 8/255 (default: the run's)")
+    eps_low: str | None = Field(None, description="budget of unimportant pixels (default: the run's)")
+    threshold: float | None = Field(None, description="option of the paper/shuffled/uniform-mean recipes", **Finite)
+    tau: float | None = Field(None, description="option of the soft recipes", **Finite)
+    quadrant: str | None = Field(None, description="option of the quadrant recipe: ul, ur, bl, br")
+
+
+class ExplainForm(CamForm):
+    pass
+
+
+class AttackForm(CamForm):
+    """Several `methods` are combined into one eps-map (with `weights`, if given)."""
+    attack: Literal["pgd", "mma"] = "pgd"
+    budget: Literal["eps-map", "scalar"] = Field("eps-map", description="PART's per-pixel map, or eps everywhere")
+    steps: int = Field(10, ge=1, le=200)
+    step_size: str | None = Field(None, description="step size (default: eps/4)")
+    random_start: bool = True
+
+
+class CompareForm(ImageForm):
+    runs: str = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
+    epochs: str | None = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
+    method: str | None = Field(None, description="CAM method (default: each run's own, read from its stored probes)")
+
+
+class Prediction(BaseModel):
+    class_index: int
+    class_name: str
+    confidence: float
+    probabilities: list[float]
+
+
+class InputImage(BaseModel):
+    kind: Literal["upload", "dataset", "probe"]
+    size: int
+    channels: int
+    image_png: str
+    label: int | None = None
+    label_name: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    index: int | None = None
+
+
+class MaskStats(BaseModel):
+    full_eps_fraction: float
+    mean_eps_ratio: float
+
+
+class MethodResult(BaseModel):
+    method: str
+    heatmap: list[list[float]]
+    overlay_png: str
+    eps_map: list[list[float]] = Field(description="per-pixel budget (mean over channels)")
+    eps_map_png: str
+    mask_stats: MaskStats
+
+
+class ExplainResponse(BaseModel):
+    run: str
+    epoch: int
+    input: InputImage
+    prediction: Prediction
+    target: int
+    recipe: str
+    eps: float
+    eps_low: float
+    options: dict[str, Any]
+    results: list[MethodResult]
+    seconds: float
+
+
+class AttackResponse(BaseModel):
+    run: str
+    epoch: int
+    input: InputImage
+    attack: str
+    budget: str
+    steps: int
+    step_size: float
+    eps: float
+    eps_low: float
+    recipe: str
+    label: int = Field(description="the class attacked: the true label when known, else the clean prediction")
+    before: Prediction
+    after: Prediction
+    fooled: bool
+    adversarial_png: str
+    perturbation_png: str = Field(description="x_adv - x amplified: grey is 0, black/white is -eps/+eps")
+    perturbation: list[list[float]]
+    perturbation_linf: float
+    eps_map: list[list[float]]
+    eps_map_png: str
+    mask_stats: MaskStats
+    seconds: float
+
+
+class CompareCell(BaseModel):
+    run: str
+    epoch: int
+    available: bool
+    source: Literal["stored", "computed", "missing"]
+    message: str | None = None
+    methods: list[str] = []
+    overlay_png: str | None = None
+    heatmap: list[list[float]] | None = None
+    prediction: Prediction | None = None
+
+
+class CompareResponse(BaseModel):
+    input: InputImage
+    runs: list[str]
+    epochs: list[int]
+    target: str
+    cells: list[CompareCell] = Field(description="row-major: for each run, for each epoch")
+    seconds: float
+
+
+class RunSummary(BaseModel):
+    id: str
+    dataset: str | None
+    model: str | None
+    defense: str | None
+    part: bool
+    recipe: str | None
+    cam_methods: list[str]
+    planned_epochs: int | None
+    epochs: list[int] = Field(description="epochs with a checkpoint")
+    state: str
+    latest: dict[str, Any] | None = Field(description="the newest metrics row")
+
+
+class RunDetail(RunSummary):
+    config: dict[str, Any]
+    status: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]] = Field(description="RUN/eval/<name>/eval.json reports")
+    probe_count: int
+
+
+class Sample(BaseModel):
+    dataset: str | None
+    split: str | None
+    index: int
+    label: int
+    label_name: str
+    image_png: str
+
+
+class DatasetInfo(BaseModel):
+    name: str
+    description: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    default_eps: float
+    available: bool
+    classes: list[str]
+    sizes: dict[str, int]
+
+
+class JobView(BaseModel):
+    id: str
+    kind: str
+    state: str
+    run_id: str
+    spec: dict[str, Any]
+    attempts: int
+    exit_code: int | None
+    message: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float | None
+    pid: int | None
+    phase: str | None
+    epoch: int | None
+    epochs: int | None
+    progress: float | None
+    eta_s: float | None
+    latest_metrics: dict[str, Any] | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    device: str
+    runs: int
+    jobs: dict[str, int]
+    auth: bool

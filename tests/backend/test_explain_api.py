@@ -1,0 +1,100 @@
+"""POST /api/explain: heatmaps, eps-maps and mask statistics for uploads, samples and probes."""
+
+import pytest
+import torch
+
+from backend.render import DISPLAY_SIDE
+from part.cam import compute_cam
+from part.data import load_dataset
+from part.images import to_tensor
+from part.runs import RunDir, load_model
+from tests.backend.conftest import explain_upload, png, shirt
+
+
+def _model(run_root, run="part-tiny", epoch=2):
+    return load_model(RunDir(run_root / run).checkpoint_path(epoch))[0]
+
+
+def test_upload_gives_the_same_heatmap_as_the_library(client, run_root):
+    body = explain_upload(client, png(shirt(56)), methods="gradcam").json()
+    x = to_tensor(shirt(56), 1, 28)
+    model = _model(run_root)
+    pred = int(model(x).argmax())
+    expected = compute_cam(model, x, torch.tensor([pred]), "gradcam")[0]
+    (result,) = body["results"]
+    assert body["prediction"]["class_index"] == pred == body["target"] and body["epoch"] == 2
+    assert torch.allclose(torch.tensor(result["heatmap"]), expected, atol=1e-4)
+    assert abs(sum(body["prediction"]["probabilities"]) - 1) < 1e-3
+    assert result["overlay_png"].startswith("data:image/png;base64,")
+
+
+def test_paper_recipe_eps_map_takes_two_values_and_matches_its_stats(client):
+    body = client.post("/api/explain", data={"run": "part-tiny", "index": "7", "recipe": "paper"}).json()
+    (result,) = body["results"]
+    values = torch.tensor(result["eps_map"], dtype=torch.float64)
+    assert set(values.unique().tolist()) <= {0.0875, 0.1}
+    full = float((values >= 0.1 - 1e-7).float().mean())
+    assert result["mask_stats"]["full_eps_fraction"] == pytest.approx(full, abs=1e-6)
+    assert body["input"]["kind"] == "dataset" and body["input"]["label"] == int(load_dataset("fashion-mnist", "test")[7][1])
+
+
+def test_methods_ensemble_weights_and_recipe_options(client):
+    body = client.post("/api/explain", data={
+        "run": "part-tiny", "probe": "2", "methods": "gradcam,layercam", "ensemble": "true", "weights": "3,1",
+        "target": "label", "recipe": "soft", "tau": "5", "eps": "8/255", "eps_low": "4/255"}).json()
+    names = [r["method"] for r in body["results"]]
+    assert names == ["gradcam", "layercam", "ensemble(gradcam+layercam)"]
+    gradcam, layercam, ensemble = (torch.tensor(r["heatmap"]) for r in body["results"])
+    assert torch.allclose(ensemble, 0.75 * gradcam + 0.25 * layercam, atol=2e-4)
+    assert body["options"] == {"tau": 5.0} and body["eps"] == pytest.approx(8 / 255)
+    assert body["target"] == body["input"]["label"] == 2
+    emap = torch.tensor(body["results"][0]["eps_map"], dtype=torch.float64)
+    assert emap.min() >= 4 / 255 - 1e-5 and emap.max() <= 8 / 255 + 1e-5
+
+
+def test_an_earlier_epoch_and_an_image_of_another_size_and_mode(client):
+    rgb = shirt(100).convert("RGB")
+    body = explain_upload(client, png(rgb, "JPEG"), name="photo.jpg", epoch="1").json()
+    assert body["epoch"] == 1 and body["input"]["size"] == 28 and body["input"]["channels"] == 1
+    assert len(body["results"][0]["heatmap"]) == 28 and len(body["results"][0]["heatmap"][0]) == 28
+
+
+@pytest.mark.parametrize("fields, status, words", [
+    ({"methods": "fancycam", "probe": "0"}, 422, "accepted: ablationcam"),
+    ({"probe": "0", "recipe": "paper", "tau": "2"}, 422, "accepted: threshold"),
+    ({"probe": "0", "recipe": "magic"}, 422, "accepted: paper"),
+    ({"probe": "0", "eps": "2"}, 422, "0 <= eps <= 1"),
+    ({"probe": "0", "eps": "0.05", "eps_low": "0.08"}, 422, "must not exceed"),
+    ({"probe": "0", "eps": "abc"}, 422, "8/255"),
+    ({"probe": "0", "epoch": "9"}, 404, "available: 1, 2"),
+    ({"probe": "9"}, 404, "probe must be 0..3"),
+    ({"index": "0", "probe": "0"}, 422, "exactly one image source"),
+    ({}, 422, "exactly one image source"),
+    ({"index": "0", "target": "label", "dataset": "cifar10"}, 404, "not installed"),
+    ({"probe": "0", "target": "12"}, 422, "0..9"),
+    ({"probe": "0", "weights": "1,2"}, 422, "ensemble=true"),
+    ({"probe": "0", "methods": "gradcam", "ensemble": "true"}, 422, "at least two"),
+    ({"probe": "0", "threshold": "nan"}, 422, "threshold"),
+    ({"probe": "0", "colour": "red"}, 422, "colour"),
+    ({"probe": "0", "run": "../../etc"}, 422, "run ids are"),
+])
+def test_bad_requests_say_what_is_accepted(client, fields, status, words):
+    r = client.post("/api/explain", data={"run": "part-tiny", **fields})
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+
+
+def test_target_label_needs_a_labelled_image(client):
+    r = explain_upload(client, png(shirt()), target="label")
+    assert r.status_code == 422 and "an upload has no label" in r.json()["detail"]
+
+
+def test_overlays_are_upscaled_for_display(client):
+    import base64
+    import io
+
+    from PIL import Image
+
+    body = client.post("/api/explain", data={"run": "part-tiny", "probe": "0"}).json()
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["results"][0]["overlay_png"].split(",")[1])))
+    assert overlay.size == (DISPLAY_SIDE // 28 * 28,) * 2 and overlay.mode == "RGB"

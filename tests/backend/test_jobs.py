@@ -1,0 +1,130 @@
+"""Jobs: validation before any process starts, the queue, exit codes, cancel, restart reconciliation."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from backend import processes
+from backend.jobs import JobSupervisor
+from backend.settings import load_settings
+from tests.backend.conftest import make_client
+
+TINY_TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 128}}
+
+
+def _fake(script: str, run_id: str = "fake") -> dict:
+    """A job whose process is a few lines of Python instead of `part` (no torch import: quick)."""
+    return {"kind": "eval", "run_id": run_id, "spec": {"attacks": ["clean"]}, "out_dir": "/nonexistent",
+            "argv": [sys.executable, "-c", script]}
+
+
+def _wait(supervisor: JobSupervisor, job_id: str, states: tuple, timeout: float = 20) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        supervisor.tick()
+        job = supervisor.view(job_id)
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stayed {supervisor.view(job_id)['state']}, expected {states}")
+
+
+@pytest.fixture
+def supervisor(tmp_path):
+    return JobSupervisor(load_settings(env={}, checkpoints=tmp_path / "ck"))
+
+
+def test_exit_codes_become_states(supervisor):
+    ok = supervisor.submit(_fake("print('fine')", "a"))["id"]
+    assert _wait(supervisor, ok, ("completed",))["exit_code"] == 0
+    bad = supervisor.submit(_fake("import sys; print('part train: error: eps must be >= 0'); sys.exit(2)", "b"))["id"]
+    failed = _wait(supervisor, bad, ("failed",))
+    assert failed["exit_code"] == 2 and failed["message"] == "part train: error: eps must be >= 0"
+    assert "eps must be" in supervisor.log(bad, 10_000)
+
+
+def test_queue_holds_to_the_concurrency_limit_and_cancel_stops_the_group(supervisor):
+    sleeper = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    first, second = (supervisor.submit(_fake(sleeper, name))["id"] for name in ("a", "b"))
+    running = _wait(supervisor, first, ("running",))
+    assert supervisor.view(second)["state"] == "queued"
+    time.sleep(0.5)  # let the grandchild start
+    cancelled = supervisor.cancel(first)
+    assert cancelled["state"] == "cancelled"
+    assert not processes.alive(running["pid"])
+    with pytest.raises(ProcessLookupError):
+        os.killpg(running["pid"], 0)  # the whole group, grandchild included, is gone
+    assert _wait(supervisor, second, ("running",))["state"] == "running"
+    supervisor.cancel(second)
+
+
+def test_a_new_server_adopts_running_jobs_and_marks_vanished_ones_interrupted(tmp_path):
+    settings = load_settings(env={}, checkpoints=tmp_path / "ck")
+    old = JobSupervisor(settings)
+    job_id = old.submit(_fake("import time; time.sleep(60)"))["id"]
+    pid = _wait(old, job_id, ("running",))["pid"]
+    done_id = old.submit(_fake("print('done')", "other"))["id"]
+    new = JobSupervisor(settings)  # a restarted server: no Popen handles, only the database
+    new.tick()
+    assert new.view(job_id)["state"] == "running"
+    os.killpg(pid, signal.SIGKILL)
+    old._children[job_id].wait()  # reap it, as init would once its parent server is gone
+    interrupted = _wait(new, job_id, ("interrupted",))
+    assert "resume it" in interrupted["message"]
+    assert _wait(new, done_id, ("completed",))["exit_code"] == 0  # exit code read from its rc file
+
+
+def test_resume_needs_a_run_folder_and_a_resumable_state(supervisor):
+    job_id = supervisor.submit({**_fake("import sys; sys.exit(1)"), "kind": "train"})["id"]
+    _wait(supervisor, job_id, ("failed",))
+    with pytest.raises(Exception, match="nothing to resume"):
+        supervisor.resume(job_id)
+    ok = supervisor.submit(_fake("pass", "c"))["id"]
+    _wait(supervisor, ok, ("completed",))
+    with pytest.raises(Exception, match="only failed, interrupted, cancelled"):
+        supervisor.resume(ok)
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"kind": "train", "preset": "nope"}, 422, "accepted: fmnist-at"),
+    ({"kind": "train", "preset": "fmnist-part", "overrides": {"eps": 3}}, 422, "fraction of the pixel range"),
+    ({"kind": "train", "preset": "fmnist-part", "overrides": {"colour": "red"}}, 422, "unknown setting colour"),
+    ({"kind": "train", "preset": "fmnist-part", "overrides": {"recipe": "magic"}}, 422, "accepted: paper"),
+    ({"kind": "train", "preset": "fmnist-part", "name": "../escape"}, 422, "run ids are"),
+    ({"kind": "train", "preset": "fmnist-part", "name": "part-tiny"}, 409, "already exists"),
+    ({"kind": "train", "preset": "fmnist-part", "gpu": True}, 422, "gpu"),
+    ({"kind": "paint"}, 422, "kind"),
+    ({"kind": "eval", "run": "part-tiny", "attacks": "pgd,laser"}, 422, "unknown attack 'laser'"),
+    ({"kind": "eval", "run": "ghost"}, 404, "no run 'ghost'"),
+    ({"kind": "eval", "run": "part-tiny", "epoch": 7}, 404, "available: 1, 2"),
+])
+def test_bad_job_requests_start_nothing(checkpoints, body, status, words):
+    with make_client(checkpoints) as c:
+        r = c.post("/api/jobs", json=body)
+        assert r.status_code == status and words in r.json()["detail"], r.text
+        assert c.get("/api/jobs").json() == []
+
+
+def test_job_api_lifecycle_without_starting_processes(checkpoints):
+    with make_client(checkpoints) as c:  # no supervisor thread: jobs stay queued
+        job = c.post("/api/jobs", json={**TINY_TRAIN, "name": "new-run"}).json()
+        assert job["state"] == "queued" and job["run_id"] == "new-run" and job["epochs"] == 2
+        again = c.post("/api/jobs", json={**TINY_TRAIN, "name": "new-run"})
+        assert again.status_code == 409 and "already queued" in again.json()["detail"]
+        evaluation = c.post("/api/jobs", json={"kind": "eval", "run": "part-tiny", "attacks": "clean,pgd-5"}).json()
+        assert evaluation["spec"]["attacks"] == ["clean", "pgd5"] and evaluation["spec"]["epoch"] == 2
+        assert [j["id"] for j in c.get("/api/jobs").json()] == [evaluation["id"], job["id"]]
+        assert c.delete(f"/api/jobs/{job['id']}").status_code == 409
+        assert c.post(f"/api/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+        assert c.post(f"/api/jobs/{job['id']}/cancel").status_code == 409
+        with c.stream("GET", f"/api/jobs/{job['id']}/events") as events:
+            text = events.read().decode()
+        assert text.startswith("event: job\ndata: ") and json.loads(text.split("data: ", 1)[1])["state"] == "cancelled"
+        assert c.delete(f"/api/jobs/{job['id']}").status_code == 204
+        assert c.get(f"/api/jobs/{job['id']}").status_code == 404
+        assert c.get("/api/jobs/NOT-HEX").status_code == 422
+        assert c.get(f"/api/jobs/{evaluation['id']}/log").text == ""
