@@ -5,22 +5,28 @@ PY := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-all demo bench clean
+.PHONY: setup sysdeps run test test-all demo bench bench-explain serve clean
 
-setup: $(STAMP) $(FMNIST)
+setup: $(STAMP) sysdeps
 
 # torch first, pinned: these builds lie on the local disk; an unpinned torch would download GBs.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-$(FMNIST):
-	@if [ ! -d $(FMNIST) ]; then \
+# Debian packages: the default dataset, a browser for the browser test, docker-compose to validate
+# the compose file. Installed only when missing.
+sysdeps:
+	@missing=""; \
+	[ -d $(FMNIST) ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
 # Until the web app exists, `make run` trains a short PART demo run into checkpoints/.
@@ -37,6 +43,12 @@ test-all: setup
 
 bench: setup
 	$(VENV)/bin/part bench
+
+bench-explain: setup
+	$(PY) benchmarks/bench_explain.py
+
+serve: setup
+	$(VENV)/bin/part serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
