@@ -1,9 +1,11 @@
 """What a job is: a validated request and the `part` command line that carries it out.
 
-A training job is `part train --preset P --set k=v ... --out CHECKPOINTS/<run> --no-progress`, and
-is resumed with `part resume`. An evaluation job is `part eval --run RUN --epoch N --attacks LIST
---n N --out RUN/eval/epoch_NNNN`. The config is built here first (part.config.preset), so a bad
-override is refused with the config's own message before any process starts.
+A training job is `part train --preset P --set k=v ... --out CHECKPOINTS/<run> --no-progress
+[--nproc N]`, and is resumed with `part resume` (with the run's own number of processes). With N > 1
+the job's process becomes torchrun and its workers share its process group, so cancel stops them all.
+An evaluation job is `part eval --run RUN --epoch N --attacks LIST --n N --out RUN/eval/epoch_NNNN`.
+The config is built here first (part.config.preset), so a bad override is refused with the config's
+own message before any process starts.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.errors import ApiError, conflict
+from backend.errors import ApiError, bad_request, conflict
 from backend.registry import Registry, check_run_id
 from backend.settings import Settings
 from part.config import preset
+from part.distributed import max_nproc
 
 Value = Union[bool, int, float, str, list[Union[int, float, str]]]
 PART = [sys.executable, "-m", "part.cli"]  # the same interpreter and install as the server
@@ -30,6 +33,8 @@ class TrainJobRequest(BaseModel):
     preset: str = Field(description="a training preset (see `part presets`), e.g. fmnist-part")
     overrides: dict[str, Value] = Field(default_factory=dict, description="TrainConfig fields, e.g. {\"epochs\": 2}")
     name: str | None = Field(None, description="run id of the new run folder (default: <preset>-<time>)")
+    nproc: int = Field(1, ge=1, description="training processes (DDP via torchrun): at most the GPUs of the "
+                                            "server, or its CPU cores without CUDA")
 
 
 class EvalJobRequest(BaseModel):
@@ -57,7 +62,13 @@ def train_job(req: TrainJobRequest, settings: Settings, registry: Registry) -> d
     overrides = {k: (list(v) if isinstance(v, list) else v) for k, v in req.overrides.items()}
     if settings.device != "auto" and "device" not in overrides:
         overrides["device"] = settings.device
+    if "nproc" in overrides:
+        raise bad_request("set the number of processes with the job's `nproc` field, not in overrides")
     cfg = preset(req.preset, **overrides)  # ValueError -> 422 with the config's message
+    most = max_nproc(cfg.device)
+    if req.nproc > most:
+        raise bad_request(f"nproc {req.nproc} exceeds the {most} processes this server offers "
+                          "(its GPUs, or its CPU cores without CUDA)")
     run_id = check_run_id(req.name or f"{req.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     out = registry.root / run_id
     if out.exists():
@@ -65,7 +76,7 @@ def train_job(req: TrainJobRequest, settings: Settings, registry: Registry) -> d
     argv = [*PART, "train", "--preset", req.preset]
     for key, value in overrides.items():
         argv += ["--set", f"{key}={_text(value)}"]
-    argv += ["--out", str(out), "--no-progress"]
+    argv += ["--out", str(out), "--no-progress"] + (["--nproc", str(req.nproc)] if req.nproc > 1 else [])
     spec = {**req.model_dump(), "overrides": overrides, "epochs": cfg.epochs}
     return {"kind": "train", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(out)}
 

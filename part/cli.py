@@ -35,10 +35,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run folder (default: $PART_CHECKPOINTS or checkpoints/, then preset-seed-time)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config field, e.g. eps=8/255")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--nproc", type=int, help="train in N processes with DDP (torchrun on this machine)")
 
     r = sub.add_parser("resume", help="continue a run from its newest complete epoch")
     r.add_argument("run_dir")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--nproc", type=int, help="processes (default: as the run was trained)")
 
     c = sub.add_parser("cam", help="write a jet CAM overlay of an image")
     c.add_argument("--checkpoint", required=True)
@@ -81,22 +83,57 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TRAIN_FLAGS = {"epochs": "--epochs", "burn_in_epochs": "--burn-in", "mask_every": "--mask-every",
+               "subset": "--subset", "seed": "--seed"}
+
+
 def _train(args) -> None:
+    from part import distributed as dist
     from part.config import preset
     from part.train import train
 
-    flags = {k: getattr(args, k) for k in ("epochs", "burn_in_epochs", "mask_every", "subset", "seed")}
+    flags = {k: getattr(args, k) for k in TRAIN_FLAGS}
     overrides = {**parse_overrides(args.set), **{k: v for k, v in flags.items() if v is not None}}
+    if args.nproc is not None:
+        overrides["nproc"] = args.nproc
     cfg = preset(args.preset, **overrides)
+    if dist.under_torchrun() and not args.out and int(os.environ["WORLD_SIZE"]) > 1:
+        raise ValueError("--out is required under torchrun: every rank must name the same run folder")
     out = Path(args.out) if args.out else checkpoints_root() / f"{args.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"run folder: {out}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"run folder: {out}", flush=True)
+    if cfg.nproc > 1 and not dist.under_torchrun():
+        if (out / "config.json").exists():
+            raise FileExistsError(f"{out} already holds a run; continue it with `part resume {out}` "
+                                  "or choose another --out")
+        argv = ["train", "--preset", args.preset, "--out", str(out)]
+        argv += [x for k, flag in TRAIN_FLAGS.items() if flags[k] is not None for x in (flag, str(flags[k]))]
+        argv += [x for pair in args.set for x in ("--set", pair)] + ["--no-progress"] * args.no_progress
+        _relaunch(cfg.nproc, cfg.device, argv)
     train(cfg, out, progress=not args.no_progress)
 
 
 def _resume(args) -> None:
+    from part import distributed as dist
+    from part.runs import RunDir
     from part.train import train
 
+    config = RunDir(args.run_dir).config()
+    nproc = args.nproc or int(config.get("nproc", 1))
+    if nproc > 1 and not dist.under_torchrun():
+        _relaunch(nproc, config.get("device", "auto"), ["resume", args.run_dir] + ["--no-progress"] * args.no_progress)
     train(None, args.run_dir, resume=True, progress=not args.no_progress)
+
+
+def _relaunch(nproc: int, device: str, argv: list[str]) -> None:
+    """Become `torchrun --standalone --nproc_per_node N -m part.cli ARGV` (does not return)."""
+    from part import distributed as dist
+
+    most = dist.max_nproc(device)
+    if nproc > most:
+        raise ValueError(f"nproc {nproc} exceeds the {most} processes this machine offers (its GPUs, or CPU "
+                         "cores without CUDA); for several nodes start torchrun yourself (see README)")
+    dist.exec_torchrun(nproc, argv)
 
 
 def _cam(args) -> None:

@@ -19,6 +19,7 @@ CHOICES = {
     "optimizer": ("sgd", "adam"),
     "augment": ("none", "crop-flip"),
     "device": ("auto", "cpu", "cuda"),
+    "amp": ("off", "bf16", "fp16"),
 }
 
 
@@ -65,6 +66,11 @@ class TrainConfig:
     eval_steps: int = 10
     probe_count: int = 10
     device: str = "auto"
+    # scale-out (part/distributed.py, part/precision.py)
+    nproc: int = 1  # training processes (DDP under torchrun); the saved config records the world it ran in
+    sync_bn: bool = True  # with nproc > 1: BatchNorm statistics over the global batch, as in one process
+    amp: str = "off"  # autocast dtype on CUDA: off, bf16, fp16 (ignored on CPU)
+    channels_last: bool = False  # NHWC memory format on CUDA (ignored on CPU)
 
     def validate(self) -> "TrainConfig":
         from models import model_names
@@ -86,7 +92,7 @@ class TrainConfig:
             raise ValueError(f"cam_weights has {len(self.cam_weights)} values for {len(self.cam_methods)} cam_methods")
         for key in ("subset", "image_size", "burn_in_epochs", "mask_every", "eval_n", "probe_count", "attack_steps"):
             _at_least(key, getattr(self, key), 0)
-        for key in ("epochs", "batch_size"):
+        for key in ("epochs", "batch_size", "nproc"):
             _at_least(key, getattr(self, key), 1)
         for key in ("eps", "eps_low", "step_size", "lr", "weight_decay", "beta", "momentum", "tau"):
             _at_least(key, getattr(self, key), 0)

@@ -30,6 +30,7 @@ def test_compose_config_is_valid_with_gpu_volumes_healthcheck_and_token():
     assert "/api/health" in text and "PART_TOKEN: t0ken" in text
     assert "127.0.0.1:8000:8000" in text  # published on the host's loopback unless PART_BIND says otherwise
     assert "dockerfile: backend/Dockerfile" in text
+    assert "shm_size: 8gb" in text  # room for NCCL between the processes of a multi-GPU job
 
 
 @needs_compose
@@ -46,3 +47,5 @@ def test_dockerfile_copies_existing_paths_and_pins_the_makefile_torch():
     pins = re.findall(r"torch==\S+ torchvision==\S+", (ROOT / "Makefile").read_text())
     assert pins and pins[0] in dockerfile
     assert 'CMD ["part", "serve"]' in dockerfile
+    assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:\S+-cudnn-runtime-\S+$", dockerfile, flags=re.M)
+    assert "FROM ${CUDA_IMAGE}" in dockerfile
