@@ -29,9 +29,11 @@ sysdeps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# Until the web app exists, `make run` trains a short PART demo run into checkpoints/.
-run: setup demo
+# The API (port 8000) and the dashboard (port 8501) on the runs in checkpoints/; Ctrl-C stops both.
+run: setup
+	scripts/run_app.sh
 
+# A short PART run (2 epochs, 2000 images) for a quick look at a fresh training.
 demo: setup
 	$(VENV)/bin/part train --preset fmnist-part --epochs 2 --burn-in 1 --subset 2000 --out checkpoints/demo-fmnist-part-$$(date +%Y%m%d-%H%M%S)
 

@@ -24,7 +24,7 @@ from part.train import resolve_device
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_ID_RULE = "1-100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"
-HEAVY_REPORT_KEYS = ("indices", "labels")  # per-image lists of an eval.json: large, not for a listing
+HEAVY_REPORT_KEYS = ("indices", "labels", "correct")  # per-image lists of an eval.json: large, not for a listing
 
 
 def check_run_id(run_id: str) -> str:
@@ -145,11 +145,17 @@ def evaluations(run: RunDir) -> list[dict[str, Any]]:
             report = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        light = {k: v for k, v in report.items() if k not in HEAVY_REPORT_KEYS}
-        light["attacks"] = {name: {k: v for k, v in (rec or {}).items() if not isinstance(v, list)}
-                            for name, rec in (report.get("attacks") or {}).items()}  # drop per-image lists
-        reports.append({"name": path.parent.name, **light})
+        reports.append({"name": path.parent.name, **_without_per_image(report)})
     return reports
+
+
+def _without_per_image(value: Any) -> Any:
+    """The report without its per-image lists (`correct`, `indices`, `labels`): summaries stay, checks too."""
+    if isinstance(value, dict):
+        return {k: _without_per_image(v) for k, v in value.items() if k not in HEAVY_REPORT_KEYS}
+    if isinstance(value, list):
+        return [_without_per_image(v) for v in value]
+    return value
 
 
 def _safe(read, default):

@@ -25,7 +25,8 @@ def test_runs_list_the_run_folders_with_their_latest_metrics(client):
 
 def test_run_detail_has_config_metrics_and_evaluations(checkpoints):
     report = {"format": "part-eval/1", "epoch": 2, "indices": list(range(50)),
-              "attacks": {"clean": {"accuracy": 0.5, "correct": [1, 0]}}}
+              "attacks": {"clean": {"accuracy": 0.5, "correct": [1, 0]},
+                          "checks": {"passed": True, "checks": [{"name": "unbounded", "passed": True}]}}}
     (checkpoints / "part-tiny" / "eval" / "epoch_0002").mkdir(parents=True)
     (checkpoints / "part-tiny" / "eval" / "epoch_0002" / "eval.json").write_text(json.dumps(report))
     with make_client(checkpoints) as c:
@@ -35,6 +36,7 @@ def test_run_detail_has_config_metrics_and_evaluations(checkpoints):
     (evaluation,) = body["evaluations"]
     assert evaluation["name"] == "epoch_0002" and evaluation["attacks"]["clean"] == {"accuracy": 0.5}
     assert "indices" not in evaluation  # per-image lists stay out of the listing
+    assert evaluation["attacks"]["checks"]["checks"] == [{"name": "unbounded", "passed": True}]
 
 
 def test_new_runs_appear_without_a_restart(checkpoints):

@@ -1,0 +1,1 @@
+"""PART Studio dashboard (Streamlit); it reaches the core library only through the HTTP API."""

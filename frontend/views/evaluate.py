@@ -1,0 +1,66 @@
+"""Evaluate: start an evaluation job on a run and epoch; the Table-1-style table, the corruption chart and
+the gradient-masking checklist of every evaluation report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from frontend import job_panel, reports, ui
+from frontend.choices import EVAL_ATTACKS
+
+DEFAULT_ATTACKS = ["clean", "pgd20", "mma"]
+
+
+def new_evaluation(runs: list[dict]) -> None:
+    st.subheader("New evaluation")
+    c1, c2 = st.columns([2, 1])
+    with c1:
+        run = ui.run_picker(runs, key="ev-run")
+    epoch = c2.selectbox("Epoch", ["newest"] + run["epochs"][::-1], key=f"ev-epoch-{run['id']}",
+                         help="Checkpoint to evaluate")
+    with st.form("eval-form"):
+        c3, c4 = st.columns([3, 1])
+        attacks = c3.multiselect("Attacks", EVAL_ATTACKS, DEFAULT_ATTACKS, key="ev-attacks",
+                                 help="pgd20: PGD-20 at the dataset's eps; aa: AutoAttack (slow on a CPU); "
+                                      "corruptions: 19 types x 5 severities; checks: gradient-masking checklist")
+        n = c4.number_input("Test images", 0, 100_000, 500, key="ev-n", help="0: the whole test set")
+        submitted = st.form_submit_button("Start evaluation", type="primary", icon=":material/analytics:")
+    if submitted:
+        if not attacks:
+            st.error("Choose at least one attack.")
+            return
+        with ui.shown_errors():
+            job = ui.api().submit_eval(run["id"], None if epoch == "newest" else int(epoch), ",".join(attacks), int(n))
+            st.session_state[job_panel.WATCH] = job["id"]
+            st.toast(f"Queued evaluation job {job['id']} of {run['id']}", icon=":material/analytics:")
+
+
+def eval_jobs() -> None:
+    jobs = [j for j in ui.api().jobs() if j["kind"] == "eval"]
+    job = job_panel.pick(jobs, key="ev-watch") if jobs else None
+    if job is not None:
+        with st.container(border=True):
+            job_panel.watch(job)
+
+
+def page() -> None:
+    st.title("Evaluate")
+    runs = ui.runs_with_epochs()
+    if not runs:
+        ui.no_runs_note()
+        return
+    new_evaluation(runs)
+    eval_jobs()
+    st.divider()
+    found = reports.collect(runs)
+    if not found:
+        st.info("No evaluation report yet. Start one above (clean + PGD-20 on 500 images takes under a minute "
+                "for the small CNN), or run `part eval --run checkpoints/<run>`.", icon=":material/analytics:")
+        return
+    reports.table1(found)
+    reports.corruptions(found)
+    reports.checklist(found)
+
+
+with ui.shown_errors():
+    page()

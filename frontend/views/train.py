@@ -1,0 +1,120 @@
+"""Train: a form seeded from the presets, launch, a live panel per job, cancel and resume, the job list."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import streamlit as st
+
+from frontend import job_panel, ui
+from frontend.choices import (CAM_METHODS, DEFENSES, MODELS, PRESETS, RECIPE_HELP, RECIPES, eps_text,
+                              method_label)
+
+DEMO = dict(epochs=2, burn_in_epochs=1, subset=2000, eval_n=500)  # about a minute per epoch on a laptop CPU
+SCALES = {"demo": "CPU demo (2 epochs, 2000 images)", "preset": "the preset as published"}
+
+
+def number(text: str) -> float:
+    text = text.strip()
+    return float(Fraction(text)) if "/" in text else float(text)
+
+
+def seeded(preset: str, scale: str) -> dict[str, Any]:
+    values = dict(PRESETS[preset])
+    return values | DEMO if scale == "demo" else values
+
+
+def train_form(preset: str, scale: str, datasets: list[dict]) -> tuple[dict, str] | None:
+    """The form; on submit, (overrides that differ from the preset, run name)."""
+    v, k = seeded(preset, scale), f"{preset}-{scale}"
+    names = [d["name"] for d in datasets] or [v["dataset"]]
+    ready = {d["name"]: d["available"] for d in datasets}
+    with st.form(f"train-form-{k}"):
+        c1, c2, c3, c4 = st.columns(4)
+        name = c1.text_input("Run name", "", placeholder=f"{preset}-s{v['seed']}-<time>", key=f"tr-name-{k}")
+        dataset = c2.selectbox("Dataset", names, index=names.index(v["dataset"]) if v["dataset"] in names else 0,
+                               key=f"tr-ds-{k}", help="Datasets whose files the backend lacks are marked",
+                               format_func=lambda n: n if ready.get(n, True) else f"{n} (files missing)")
+        model = c3.selectbox("Model", MODELS, index=MODELS.index(v["model"]), key=f"tr-model-{k}")
+        defense = c4.selectbox("Defense", list(DEFENSES), index=list(DEFENSES).index(v["defense"]),
+                               format_func=DEFENSES.get, key=f"tr-def-{k}")
+        c1, c2, c3, c4 = st.columns(4)
+        part = c1.toggle("PART (pixel reweighting)", v["part"], key=f"tr-part-{k}")
+        methods = c2.multiselect("CAM method(s)", CAM_METHODS, v["cam_methods"], key=f"tr-cam-{k}",
+                                 help="Several methods are combined into an equal-weight ensemble")
+        recipe = c3.selectbox("Mask recipe", list(RECIPES), index=list(RECIPES).index(v["recipe"]),
+                              key=f"tr-recipe-{k}", help="; ".join(f"{r}: {h}" for r, h in RECIPE_HELP.items()))
+        seed = c4.number_input("Seed", 0, 2**31 - 1, v["seed"], key=f"tr-seed-{k}")
+        c1, c2, c3, c4 = st.columns(4)
+        eps = c1.text_input("eps", eps_text(v["eps"]), key=f"tr-eps-{k}", help="e.g. 0.1 or 8/255")
+        eps_low = c2.text_input("eps_low", eps_text(v["eps_low"]), key=f"tr-epslow-{k}")
+        burn_in = c3.number_input("Burn-in epochs", 0, 1000, v["burn_in_epochs"], key=f"tr-burn-{k}",
+                                  help="Plain adversarial training before the first mask")
+        mask_every = c4.number_input("Mask every (s epochs)", 0, 1000, v["mask_every"], key=f"tr-every-{k}",
+                                     help="0: recompute the CAMs for every batch")
+        c1, c2, c3, _ = st.columns(4)
+        epochs = c1.number_input("Epochs", 1, 1000, v["epochs"], key=f"tr-epochs-{k}")
+        subset = c2.number_input("Subset (training images, 0 = all)", 0, 10_000_000, v["subset"], key=f"tr-subset-{k}")
+        eval_n = c3.number_input("Eval images per epoch", 0, 100_000, v["eval_n"], key=f"tr-evaln-{k}",
+                                 help="Clean and PGD accuracy after each epoch on this many test images")
+        submitted = st.form_submit_button("Launch training", type="primary", icon=":material/rocket_launch:")
+    if not submitted:
+        return None
+    try:
+        form = dict(dataset=dataset, model=model, defense=defense, part=part, cam_methods=methods, recipe=recipe,
+                    eps=number(eps), eps_low=number(eps_low), burn_in_epochs=int(burn_in),
+                    mask_every=int(mask_every), epochs=int(epochs), subset=int(subset), seed=int(seed),
+                    eval_n=int(eval_n))
+    except (ValueError, ZeroDivisionError):
+        st.error(f"eps '{eps}' or eps_low '{eps_low}' is not a number; accepted: 0.1, 8/255, 1e-2")
+        return None
+    base = PRESETS[preset]
+    return {key: value for key, value in form.items() if value != base.get(key)}, name.strip()
+
+
+def launch(preset: str, overrides: dict, name: str) -> None:
+    with ui.shown_errors():
+        job = ui.api().submit_train(preset, overrides, name or None)
+        st.session_state[job_panel.WATCH] = job["id"]
+        st.toast(f"Queued training job {job['id']} for run {job['run_id']}", icon=":material/rocket_launch:")
+
+
+def new_run(health: dict) -> None:
+    st.subheader("New training run")
+    c1, c2 = st.columns([1, 2])
+    preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("fmnist-part"), key="tr-preset",
+                          format_func=lambda p: f"{p} ({method_label(PRESETS[p]['defense'], PRESETS[p]['part'])}, "
+                                                f"{PRESETS[p]['dataset']})")
+    cpu = health.get("device", "cpu") == "cpu"
+    scale = c2.radio("Size", list(SCALES), index=0 if cpu else 1, format_func=SCALES.get, horizontal=True,
+                     key="tr-scale", help=f"The backend runs on {health.get('device')}")
+    submitted = train_form(preset, scale, ui.datasets(ui.api_url()))
+    if submitted is not None:
+        launch(preset, *submitted)
+
+
+def jobs_section() -> None:
+    st.subheader("Jobs")
+    jobs = ui.api().jobs()
+    if not jobs:
+        st.caption("No jobs yet: launch one above. Jobs run as separate processes; the backend can restart "
+                   "without losing them.")
+        return
+    job = job_panel.pick(jobs, key="tr-watch")
+    if job is not None:
+        with st.container(border=True):
+            job_panel.watch(job)
+    job_panel.job_table(jobs)
+
+
+def page() -> None:
+    st.title("Train")
+    health = ui.api().health()
+    new_run(health)
+    st.divider()
+    jobs_section()
+
+
+with ui.shown_errors():
+    page()

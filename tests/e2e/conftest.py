@@ -1,0 +1,60 @@
+"""Browser fixtures: a tiny PART run, `part serve` and `streamlit run` as real processes, headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.frontend.servers import backend, cancel_active_jobs, dashboard, make_runs
+
+CHROMIUM = os.environ.get("PART_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """(dashboard URL, API URL) over a checkpoint root holding fmnist-part-tiny and fmnist-at-tiny."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or set PART_CHROMIUM)")
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    root = make_runs(tmp_path_factory.mktemp("e2e-checkpoints"))
+    api, api_url = backend(root, logs / "backend.log")
+    try:
+        ui, ui_url = dashboard(api_url, logs / "streamlit.log")
+    except BaseException:
+        api.stop()
+        raise
+    yield ui_url, api_url
+    try:
+        cancel_active_jobs(api_url)
+    finally:
+        ui.stop()
+        api.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 960})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS

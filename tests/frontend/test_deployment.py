@@ -1,0 +1,73 @@
+"""How the dashboard ships: scripts/run_app.sh starts the API and the dashboard and Ctrl-C stops both;
+the compose service waits for a healthy backend; the image needs no torch."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.frontend.servers import ROOT, free_port
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_run_app_starts_both_and_ctrl_c_stops_both(run_root, tmp_path):
+    api_port, ui_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PART_")}
+    env.update(VENV=sys.prefix, PART_PORT=str(api_port), PART_UI_PORT=str(ui_port), PART_CHECKPOINTS=str(run_root),
+               PART_TORCH_THREADS="1")
+    log = open(tmp_path / "run_app.log", "wb")
+    script = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_app.sh")], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    api, ui = f"http://127.0.0.1:{api_port}/api/health", f"http://127.0.0.1:{ui_port}/_stcore/health"
+    try:
+        deadline = time.time() + 150
+        while not (_up(api) and _up(ui)):
+            assert script.poll() is None and time.time() < deadline, (tmp_path / "run_app.log").read_text()[-3000:]
+            time.sleep(0.5)
+        assert httpx.get(api).json()["runs"] == 2
+        os.killpg(script.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        script.wait(30)
+        time.sleep(1)
+        assert not _up(api) and not _up(ui)
+        assert "stopped the API and the dashboard" in (tmp_path / "run_app.log").read_text()
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_compose_frontend_waits_for_a_healthy_backend():
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PART_")}, "PART_TOKEN": "t0ken"}
+    result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    frontend = result.stdout[result.stdout.index("  frontend:"):]
+    assert "dockerfile: frontend/Dockerfile" in frontend and "condition: service_healthy" in frontend
+    assert "PART_API_URL: http://backend:8000" in frontend and "PART_TOKEN: t0ken" in frontend
+    assert "127.0.0.1:8501:8501" in frontend and "/_stcore/health" in frontend
+
+
+def test_image_copies_existing_paths_and_installs_no_torch():
+    dockerfile = (ROOT / "frontend" / "Dockerfile").read_text()
+    for line in re.findall(r"^COPY (.+)$", dockerfile, flags=re.M):
+        for source in line.split()[:-1]:
+            assert (ROOT / source).exists(), source
+    requirements = (ROOT / "frontend" / "requirements.txt").read_text()
+    names = {re.split(r"[<>=]", line)[0].strip() for line in requirements.splitlines() if line and line[0] != "#"}
+    assert names == {"streamlit", "plotly", "httpx", "pillow"}
+    assert "frontend/app.py" in dockerfile
