@@ -1,4 +1,4 @@
-"""The `part` command: train, resume, cam, bench, eval, serve, presets."""
+"""The `part` command: train, resume, cam, bench, eval, report, serve, presets."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--recompute", action="store_true", help="rerun attacks already in OUT/eval.json")
     e.add_argument("--no-progress", action="store_true")
+
+    rp = sub.add_parser("report", help="Table 1 / Table 4 reports (Markdown, HTML) of several evaluated runs")
+    rp.add_argument("paths", nargs="+", help="run folders, eval folders or eval.json files")
+    rp.add_argument("--baseline", help="method label to show differences to (e.g. AT)")
+    rp.add_argument("--out", default=".", help="folder for report.md and report.html")
 
     s = sub.add_parser("serve", help="serve the HTTP API (backend/) with uvicorn; docs at /docs")
     s.add_argument("--host", help="bind address (default $PART_HOST or 127.0.0.1; others need $PART_TOKEN)")
@@ -178,6 +183,13 @@ def _eval(args) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
+def _report(args) -> None:
+    from part.reports import load_results, write_reports
+
+    paths = write_reports(args.out, load_results(args.paths), args.baseline)
+    print("\n".join(f"wrote {path}" for path in paths.values()))
+
+
 def _serve(args) -> None:
     import importlib.util
 
@@ -195,7 +207,7 @@ def _presets(args) -> None:
         print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in values.items()))
 
 
-COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "eval": _eval, "serve": _serve, "presets": _presets}
+COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "eval": _eval, "report": _report, "serve": _serve, "presets": _presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,14 +34,16 @@ def _atomic(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run folders are read by other users and containers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json(path: Path, data: Any) -> None:
-    _atomic(Path(path), lambda f: f.write(json.dumps(data, indent=1).encode()))
+def write_json(path: Path, data: Any, *, indent: int | None = 1) -> None:
+    """Atomically; indent=None writes compactly (per-image lists of evaluation reports)."""
+    _atomic(Path(path), lambda f: f.write(json.dumps(data, indent=indent).encode()))
 
 
 def save_torch(path: Path, data: Any) -> None:

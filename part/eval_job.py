@@ -1,0 +1,162 @@
+"""Evaluate a saved checkpoint into an output folder: the job behind `part eval` (and the backend's).
+
+Loads the model and the dataset named in the checkpoint's meta, evaluates the first N test images of
+the deterministic subset (`load_dataset(name, "test", subset=N)`, the same images for every model) at
+the dataset's standard eps, and writes OUT/eval.json after every finished attack, then
+OUT/report.md and OUT/report.html. A rerun into the same folder keeps the attacks it already finished
+for the same checkpoint, eps, images and seed, and AutoAttack resumes from OUT/autoattack_state.json,
+so an interrupted evaluation continues where it stopped.
+Protocol: Zhang et al., ICML 2024 (PART), Table 1 and Appendix H.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from part.accuracy import ProgressCallback
+from part.data import DATASETS, load_dataset
+from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attacks
+from part.runs import RunDir, load_model, write_json
+
+FORMAT = "part-eval/1"
+LABELS = {("at", False): "AT", ("trades", False): "TRADES", ("mart", False): "MART",
+          ("at", True): "PART", ("trades", True): "PART-T", ("mart", True): "PART-M"}
+
+
+def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | None = None,
+                       epoch: int | None = None) -> tuple[Path, Path | None]:
+    """(checkpoint file, its run folder or None) from a checkpoint path or a run folder (+ epoch)."""
+    if (checkpoint is None) == (run is None):
+        raise ValueError("give exactly one of a checkpoint file (--checkpoint) or a run folder (--run)")
+    if checkpoint is not None:
+        if epoch is not None:
+            raise ValueError("--epoch selects a checkpoint of a run folder; use it with --run, not --checkpoint")
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        parent = path.parent.parent
+        return path, parent if path.parent.name == "checkpoints" and RunDir(parent).exists() else None
+    rd = RunDir(run)
+    if not rd.exists():
+        raise FileNotFoundError(f"{rd.path} is not a run folder: {rd.config_path} is missing")
+    epochs = rd.epochs()
+    if not epochs:
+        raise FileNotFoundError(f"run {rd.path} has no checkpoints yet")
+    epoch = epochs[-1] if epoch is None else epoch
+    if epoch not in epochs:
+        raise FileNotFoundError(f"run {rd.path} has no checkpoint for epoch {epoch}; available: {epochs}")
+    return rd.checkpoint_path(epoch), rd.path
+
+
+def default_out(checkpoint: Path, run: Path | None) -> Path:
+    return run / "eval" / checkpoint.stem if run is not None else checkpoint.parent / f"eval_{checkpoint.stem}"
+
+
+def label_for(config: dict) -> str:
+    """AT, TRADES, MART, PART, PART-T or PART-M from a training config (Table 1's method names)."""
+    return LABELS.get((config.get("defense", ""), bool(config.get("part", False))), config.get("defense", "model"))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device '{name}' is not accepted; accepted: auto, cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _previous(path: Path, header: dict) -> dict:
+    """Attack results of an earlier evaluation of the same checkpoint, eps, images and seed, else {}.
+
+    The checks are kept only if they used the same surrogate.
+    """
+    try:
+        old = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    if not all(old.get(k) == header[k] for k in ("checkpoint_sha256", "eps", "n", "indices", "seed")):
+        return {}
+    kept = dict(old.get("attacks", {}))
+    if old.get("surrogate") != header["surrogate"]:
+        kept.pop("checks", None)
+    return kept
+
+
+def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path | None = None,
+                        epoch: int | None = None, attacks: str | Sequence[str] = DEFAULT_ATTACKS, n: int = 1000,
+                        out: str | Path | None = None, data_dir: str | None = None,
+                        surrogate: str | Path | None = None, batch_size: int = 128, device: str = "auto",
+                        seed: int = 0, label: str | None = None, recompute: bool = False, progress: bool = False,
+                        callback: ProgressCallback | None = None) -> tuple[dict, dict[str, Path]]:
+    """Evaluate one checkpoint; returns the result dict and the paths of the files written.
+
+    Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
+    for that are among them are not rerun (the evaluation is deterministic) unless `recompute`, and
+    result["reused"] names them.
+    """
+    names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
+    if n < 0:
+        raise ValueError(f"n must be >= 0 (0: the whole test set), got {n}")
+    ckpt_path, run_path = resolve_checkpoint(checkpoint, run, epoch)
+    if surrogate is not None and not Path(surrogate).is_file():
+        raise FileNotFoundError(f"surrogate checkpoint not found: {surrogate}")
+    dev = _device(device)
+    model, ckpt = load_model(ckpt_path, dev)
+    meta, config = ckpt["meta"], ckpt.get("config", {})
+    surrogate_model = load_model(surrogate, dev)[0] if surrogate is not None else None
+    dataset = meta["dataset"]
+    ds = load_dataset(dataset, "test", data_dir=data_dir or config.get("data_dir") or None, subset=n,
+                      image_size=int(config.get("image_size", 0) or 0))
+    out_dir = Path(out) if out is not None else default_out(ckpt_path, run_path)
+    result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
+    result["attacks"] = _previous(out_dir / "eval.json", result)
+    result["reused"] = [] if recompute else [a for a in names if a in result["attacks"]]
+    todo = [a for a in names if a not in result["reused"]]
+    started = time.time()
+
+    def on_result(name: str, record: dict) -> None:
+        result["attacks"][name] = record
+        result["seconds"] = round(time.time() - started, 3)
+        write_json(out_dir / "eval.json", result, indent=None)
+
+    if todo:
+        evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
+                 surrogate=surrogate_model, state_dir=out_dir, seed=seed, progress=progress, callback=callback,
+                 on_result=on_result)
+    else:
+        write_json(out_dir / "eval.json", result, indent=None)
+    from part.reports import write_reports
+
+    paths = {"json": out_dir / "eval.json", **write_reports(out_dir, [result])}
+    return result, paths
+
+
+def _header(ckpt_path: Path, run_path: Path | None, ckpt: dict, ds, label: str, surrogate, seed: int) -> dict:
+    meta, config = ckpt["meta"], ckpt.get("config", {})
+    indices = ds.indices.tolist() if hasattr(ds, "indices") else list(range(len(ds)))
+    eps = DATASETS[meta["dataset"]].default_eps
+    return {"format": FORMAT, "label": label, "model": meta["model"], "dataset": meta["dataset"],
+            "checkpoint": str(ckpt_path.resolve()), "checkpoint_sha256": _sha256(ckpt_path),
+            "run": str(run_path.resolve()) if run_path is not None else None, "epoch": ckpt.get("epoch"),
+            "train_seed": config.get("seed"), "train_eps": config.get("eps"), "defense": config.get("defense"),
+            "part": config.get("part"), "eps": eps, "eps_text": _eps_text(eps), "n": len(ds),
+            "indices": indices, "labels": ds.labels.tolist(), "classes": meta.get("classes"),
+            "surrogate": str(Path(surrogate).resolve()) if surrogate is not None else None, "seed": seed,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": 0.0, "attacks": {}}
+
+
+def _eps_text(eps: float) -> str:
+    k = round(eps * 255)
+    return f"{k}/255" if k and abs(eps - k / 255) < 1e-9 else f"{eps:g}"

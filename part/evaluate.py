@@ -1,0 +1,160 @@
+"""Robustness evaluation in one call: clean, FGSM, PGD-K, MMA-K, AutoAttack, corruptions, checks.
+
+The protocol of Table 1 of Zhang et al., "Improving Accuracy-robustness Trade-off via Pixel
+Reweighted Adversarial Training", ICML 2024: natural accuracy, PGD-20 (Madry et al., ICLR 2018;
+step eps/4, random start), MMA (Gao et al., ICML 2022; top-3 targets, 20 steps) and standard
+AutoAttack (Croce and Hein, ICML 2020), at the dataset's scalar eps whatever eps-map a model was
+trained with; plus the corruption benchmark (Hendrycks and Dietterich, ICLR 2019) and the
+gradient-masking checks (Athalye et al., ICML 2018) of its Appendix H.
+
+    evaluate(model, dataset, attacks=["clean", "pgd20", "mma", "aa"]) -> {"eps", "n", "attacks": {...}}
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from part.accuracy import (Progress, ProgressCallback, accuracy_record, correct_under, fgsm_attack, mma_attack,
+                           model_device, pgd_attack, seeded)
+from part.data import DATASETS, batches
+
+ACCEPTED = "clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks"
+DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")
+MAX_STEPS = 10_000
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    name: str  # canonical: clean, fgsm, pgd20, mma (= 20 steps), mma100, aa, corruptions, checks
+    kind: str  # clean | fgsm | pgd | mma | aa | corruptions | checks
+    steps: int = 0
+
+
+def parse_attack(name: str) -> AttackSpec:
+    key = name.strip().lower().replace("-", "")
+    aliases = {"natural": "clean", "autoattack": "aa", "pgd": "pgd20", "mma20": "mma", "corruption": "corruptions"}
+    key = aliases.get(key, key)
+    if key in ("clean", "fgsm", "aa", "corruptions", "checks"):
+        return AttackSpec(key, key)
+    if key == "mma":
+        return AttackSpec("mma", "mma", 20)
+    m = re.fullmatch(r"(pgd|mma)(\d+)", key)
+    if m and 1 <= int(m.group(2)) <= MAX_STEPS:
+        return AttackSpec(key, m.group(1), int(m.group(2)))
+    raise ValueError(f"unknown attack '{name.strip()}'; accepted: {ACCEPTED}")
+
+
+def parse_attacks(names: str | Iterable[str]) -> list[AttackSpec]:
+    """'clean,pgd20,mma' or a list of names -> specs, in order, without duplicates."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    specs: dict[str, AttackSpec] = {}
+    for item in items:
+        if str(item).strip():
+            spec = parse_attack(str(item))
+            specs.setdefault(spec.name, spec)
+    if not specs:
+        raise ValueError(f"no attack given; accepted: {ACCEPTED}")
+    return list(specs.values())
+
+
+def as_tensors(data, n: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [N,C,H,W] in [0,1] and labels [N] from a (x, y) pair, a part.data dataset or a loader.
+
+    A loader is anything yielding (x, y, ...) batches. `n > 0` keeps the first n examples.
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        x, y = data
+    else:
+        source = batches(data, 256, shuffle=False) if hasattr(data, "get_batch") else data
+        xs, ys, count = [], [], 0
+        for batch in source:
+            xs.append(batch[0])
+            ys.append(torch.as_tensor(batch[1]))
+            count += len(batch[0])
+            if 0 < n <= count:
+                break
+        if not xs:
+            raise ValueError("the data to evaluate on is empty")
+        x, y = torch.cat(xs), torch.cat(ys)
+    x, y = (x[:n], y[:n]) if n > 0 else (x, y)
+    if x.dim() != 4 or len(x) != len(y):
+        raise ValueError(f"expected images [N,C,H,W] and N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return x.detach().float().cpu(), y.detach().long().cpu()
+
+
+def default_eps(data) -> float:
+    name = getattr(data, "name", "")
+    if name not in DATASETS:
+        raise ValueError("eps is required: the data does not name one of the datasets "
+                         f"({', '.join(DATASETS)}) whose standard eps could be used")
+    return DATASETS[name].default_eps
+
+
+def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTACKS, *, eps: float | None = None,
+             n: int = 0, batch_size: int = 128, surrogate: nn.Module | None = None,
+             state_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
+             callback: ProgressCallback | None = None,
+             on_result: Callable[[str, dict], None] | None = None) -> dict:
+    """Evaluate `model` on `data` under each attack; returns a JSON-ready dict.
+
+    data: a part.data dataset, a loader of (x, y, ...) batches, or an (x, y) pair of tensors.
+    eps: a scalar (default: the dataset's standard, DATASETS[name].default_eps).
+    state_dir: where AutoAttack keeps its resumable state (none: no resume).
+    surrogate: a model for the transfer check of "checks".
+    callback(event) gets per-batch progress; on_result(name, record) each finished attack.
+    Result: {"eps", "n", "seconds", "attacks": {name: {"accuracy", "n", "seconds", "correct", "params", ...}}}.
+    """
+    specs = parse_attacks(attacks)
+    eps = default_eps(data) if eps is None else float(eps)
+    if not 0 < eps <= 1:
+        raise ValueError(f"eps must be in (0, 1] (a fraction of the pixel range), got {eps:g}")
+    x, y = as_tensors(data, n)
+    tracker = Progress(progress, callback)
+    t0, results = time.time(), {}
+    for spec in specs:
+        with seeded(seed, model_device(model)):
+            record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
+                                state_dir=state_dir, seed=seed, progress=tracker)
+        results[spec.name] = {"kind": spec.kind, **record}
+        if on_result is not None:
+            on_result(spec.name, results[spec.name])
+    return {"eps": eps, "n": len(x), "seconds": round(time.time() - t0, 3), "attacks": results}
+
+
+def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+               batch_size: int, surrogate: nn.Module | None, state_dir: str | Path | None, seed: int,
+               progress: Progress) -> dict:
+    if spec.kind == "aa":
+        from part.autoattack import autoattack
+
+        state = Path(state_dir) / "autoattack_state.json" if state_dir is not None else None
+        return autoattack(model, x, y, eps=eps, batch_size=batch_size, state_path=state, seed=seed,
+                          progress=progress)
+    if spec.kind == "corruptions":
+        from part.corruptions import evaluate_corruptions
+
+        return evaluate_corruptions(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
+    if spec.kind == "checks":
+        from part.checks import gradient_masking_checks
+
+        return gradient_masking_checks(model, x, y, eps=eps, surrogate=surrogate, batch_size=batch_size,
+                                       progress=progress)
+    attack, params = {
+        "clean": (None, {}),
+        "fgsm": (fgsm_attack(eps), {"eps": eps, "steps": 1, "step_size": eps, "random_start": False}),
+        "pgd": (pgd_attack(eps, spec.steps), {"eps": eps, "steps": spec.steps, "step_size": eps / 4,
+                                              "random_start": True}),
+        "mma": (mma_attack(eps, spec.steps), {"eps": eps, "steps": spec.steps, "step_size": eps / 4, "k": 3,
+                                              "kappa": 50.0}),
+    }[spec.kind]
+    t0 = time.time()
+    with progress.task(spec.name, len(x)) as task:
+        correct = correct_under(model, x, y, attack, batch_size=batch_size, task=task)
+    return accuracy_record(correct, time.time() - t0, **params)
