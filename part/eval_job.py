@@ -45,13 +45,7 @@ def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | N
     rd = RunDir(run)
     if not rd.exists():
         raise FileNotFoundError(f"{rd.path} is not a run folder: {rd.config_path} is missing")
-    epochs = rd.epochs()
-    if not epochs:
-        raise FileNotFoundError(f"run {rd.path} has no checkpoints yet")
-    epoch = epochs[-1] if epoch is None else epoch
-    if epoch not in epochs:
-        raise FileNotFoundError(f"run {rd.path} has no checkpoint for epoch {epoch}; available: {epochs}")
-    return rd.checkpoint_path(epoch), rd.path
+    return rd.existing_checkpoint(epoch), rd.path
 
 
 def default_out(checkpoint: Path, run: Path | None) -> Path:

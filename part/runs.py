@@ -116,14 +116,18 @@ class RunDir:
     def save_checkpoint(self, epoch: int, model_state: dict, config: dict, meta: dict) -> None:
         save_torch(self.checkpoint_path(epoch), {"epoch": epoch, "model": model_state, "config": config, "meta": meta})
 
-    def load_checkpoint(self, epoch: int | None = None) -> dict[str, Any]:
+    def existing_checkpoint(self, epoch: int | None = None) -> Path:
+        """The checkpoint of `epoch` (default: the newest), or an error naming the epochs there are."""
         epochs = self.epochs()
         if not epochs:
             raise FileNotFoundError(f"run {self.path} has no checkpoints yet")
         epoch = epochs[-1] if epoch is None else epoch
         if epoch not in epochs:
             raise FileNotFoundError(f"run {self.path} has no checkpoint for epoch {epoch}; available: {epochs}")
-        return load_torch(self.checkpoint_path(epoch))
+        return self.checkpoint_path(epoch)
+
+    def load_checkpoint(self, epoch: int | None = None) -> dict[str, Any]:
+        return load_torch(self.existing_checkpoint(epoch))
 
     # -- resume state, mask cache, probes --
     def save_train_state(self, state: dict) -> None:
