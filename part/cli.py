@@ -73,7 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="Table 1 / Table 4 reports (Markdown, HTML) of several evaluated runs")
     rp.add_argument("paths", nargs="+", help="run folders, eval folders or eval.json files")
-    rp.add_argument("--baseline", help="method label to show differences to (e.g. AT)")
+    rp.add_argument("--baseline", help="method label to show differences to (AT), or pairs (PART=AT,PART-T=TRADES)")
     rp.add_argument("--out", default=".", help="folder for report.md and report.html")
 
     s = sub.add_parser("serve", help="serve the HTTP API (backend/) with uvicorn; docs at /docs")

@@ -53,8 +53,14 @@ def default_out(checkpoint: Path, run: Path | None) -> Path:
 
 
 def label_for(config: dict) -> str:
-    """AT, TRADES, MART, PART, PART-T or PART-M from a training config (Table 1's method names)."""
-    return LABELS.get((config.get("defense", ""), bool(config.get("part", False))), config.get("defense", "model"))
+    """AT, TRADES, MART, PART, PART-T or PART-M from a training config (Table 1's method names); a PART
+    run with another mask recipe or other CAMs says which: 'PART (shuffled)', 'PART (layercam)'."""
+    name = LABELS.get((config.get("defense", ""), bool(config.get("part", False))), config.get("defense", "model"))
+    if not config.get("part"):
+        return name
+    variant = [config["recipe"]] if config.get("recipe", "paper") != "paper" else []
+    variant += ["+".join(config["cam_methods"])] if config.get("cam_methods", ["gradcam"]) != ["gradcam"] else []
+    return f"{name} ({', '.join(variant)})" if variant else name
 
 
 def _device(name: str) -> torch.device:

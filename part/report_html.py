@@ -14,7 +14,7 @@ from typing import Sequence
 
 from part.corruptions import CORRUPTIONS, title
 from part.reports import (TABLE1, Table, accuracies, accuracy_rows, attack_columns, checks_rows, corruption_rows,
-                          group)
+                          group, images_line)
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px}
@@ -109,7 +109,7 @@ def html_report(results: Sequence[dict], baseline: str | None = None,
     models = ", ".join(sorted({f"{r.get('model')} on {r.get('dataset')}" for r in results}))
     parts = [f"<h1>{html.escape(heading)}</h1>",
              f'<p class="note">{html.escape(models)}; L-inf eps = {html.escape(eps)}; '
-             f"{html.escape(', '.join(sorted({str(r.get('n')) for r in results})))} test images per model.</p>",
+             f"{html.escape(images_line(results))}.</p>",
              "<h2>Table 1 (accuracy %, mean ± std over runs)</h2>",
              html_table(accuracy_rows(results, TABLE1, baseline)),
              "<h2>All attacks (accuracy %)</h2>", html_table(accuracy_rows(results, attack_columns(results), baseline))]

@@ -26,19 +26,55 @@ Table = tuple[list[str], list[list[str]]]
 
 
 def load_results(paths: Sequence[str | Path]) -> list[dict]:
-    """eval.json files, folders holding one, or run folders (their newest RUN/eval/*/eval.json)."""
-    found = []
+    """eval.json files, folders holding one, or run folders (all RUN/eval/*/eval.json of the latest evaluated
+    epoch); the results of one checkpoint are merged into one (see `merge`)."""
+    results = []
     for p in map(Path, paths):
-        if p.is_file():
-            found.append(p)
-        elif (p / "eval.json").is_file():
-            found.append(p / "eval.json")
-        elif sorted((p / "eval").glob("*/eval.json")):
-            found.append(sorted((p / "eval").glob("*/eval.json"))[-1])
-        else:
+        if p.is_file() or (p / "eval.json").is_file():
+            results.append(json.loads((p if p.is_file() else p / "eval.json").read_text()))
+            continue
+        found = [json.loads(f.read_text()) for f in sorted((p / "eval").glob("*/eval.json"))]
+        if not found:
             raise FileNotFoundError(f"no evaluation results in {p}: expected an eval.json file, a folder "
                                     "holding one, or a run folder with eval/*/eval.json (run `part eval` first)")
-    return [json.loads(f.read_text()) for f in found]
+        last = max(r.get("epoch") or 0 for r in found)
+        results += [r for r in found if (r.get("epoch") or 0) == last]
+    return merge(results)
+
+
+def merge(results: Sequence[dict]) -> list[dict]:
+    """One result per checkpoint: its evaluations together (e.g. PGD on the whole test set, AutoAttack on
+    1000 images, the checks); an attack found in several comes from the one on the most images."""
+    merged: dict[str, dict] = {}
+    for r in results:
+        key = r.get("checkpoint_sha256") or str(id(r))
+        if key not in merged:
+            merged[key] = {**r, "attacks": dict(r.get("attacks", {}))}
+            continue
+        m = merged[key]
+        for name, rec in r.get("attacks", {}).items():
+            old = m["attacks"].get(name)
+            if old is None or (rec.get("n") or 0) > (old.get("n") or 0):
+                m["attacks"][name] = rec
+                if name == "checks":
+                    m["surrogate"] = r.get("surrogate")
+        m["n"] = max(m.get("n") or 0, r.get("n") or 0)
+    return list(merged.values())
+
+
+def images_line(results: Sequence[dict]) -> str:
+    """'10000 test images per model (Natural, PGD-20); 1000 (AA)': how many images each attack saw."""
+    by_n: dict[int, list[str]] = {}
+    for r in results:
+        for name, rec in r.get("attacks", {}).items():
+            n = rec.get("n") or r.get("n")
+            if rec.get("accuracy") is not None and heading(name) not in by_n.setdefault(n, []):
+                by_n[n].append(heading(name))
+    if len(by_n) <= 1:
+        n = next(iter(by_n), None) or ", ".join(sorted({str(r.get("n")) for r in results}))
+        return f"{n} test images per model"
+    (n, names), *rest = sorted(by_n.items(), reverse=True)
+    return f"{n} test images per model ({', '.join(names)})" + "".join(f"; {k} ({', '.join(v)})" for k, v in rest)
 
 
 def group(results: Sequence[dict]) -> dict[str, list[dict]]:
@@ -64,23 +100,47 @@ def cell(values: Sequence[float], base: Sequence[float] | None = None) -> str:
     return text
 
 
-def _check_baseline(groups: dict, baseline: str | None) -> None:
-    if baseline is not None and baseline not in groups:
-        raise ValueError(f"baseline '{baseline}' is not among the results; accepted: {', '.join(groups)}")
+def baselines(groups: dict, baseline: str | None) -> dict[str, str]:
+    """Method label -> the label it is compared with. 'AT': every other method against AT;
+    'PART=AT,PART-T=TRADES': each named method against its own baseline."""
+    if not baseline:
+        return {}
+    if "=" not in baseline:
+        base = baseline.strip()
+        pairs, names = {label: base for label in groups if label != base}, [base]
+    else:
+        pairs = {}
+        for item in baseline.split(","):
+            method, sep, base = (part.strip() for part in item.partition("="))
+            if not (sep and method and base):
+                raise ValueError(f"baseline '{item}' is not accepted; give a method label (AT) or "
+                                 "METHOD=BASELINE pairs (PART=AT,PART-T=TRADES)")
+            pairs[method] = base
+        names = [*pairs, *pairs.values()]
+    for name in names:
+        if name not in groups:
+            raise ValueError(f"baseline '{name}' is not among the results; accepted: {', '.join(groups)}")
+    return pairs
 
 
 def accuracy_rows(results: Sequence[dict], columns: Sequence[tuple[str, str]] = TABLE1,
                   baseline: str | None = None) -> Table:
-    """Table 1: one row per label; a column per (attack, heading); differences to `baseline`."""
+    """Table 1: one row per label; a column per (attack, heading); differences to each one's baseline.
+
+    A cell averaged over fewer runs than its row has says so ('[1/2 runs]')."""
     groups = group(results)
-    _check_baseline(groups, baseline)
+    base_of = baselines(groups, baseline)
     header = ["Dataset", "Method", "Runs"] + [h for _, h in columns]
     rows = []
     for label, runs in groups.items():
         datasets = ", ".join(sorted({str(r.get("dataset", "")) for r in runs}))
-        base = groups[baseline] if baseline is not None and label != baseline else None
-        rows.append([datasets, label, str(len(runs))] +
-                    [cell(accuracies(runs, a), accuracies(base, a) if base else None) for a, _ in columns])
+        base = groups.get(base_of.get(label, ""))
+        cells = []
+        for a, _ in columns:
+            values = accuracies(runs, a)
+            text = cell(values, accuracies(base, a) if base else None)
+            cells.append(text + (f" [{len(values)}/{len(runs)} runs]" if 0 < len(values) < len(runs) else ""))
+        rows.append([datasets, label, str(len(runs))] + cells)
     return header, rows
 
 
@@ -158,8 +218,7 @@ def corruption_table(results: Sequence[dict], severity: int | None = 1, by: str 
 
 def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str:
     eps = ", ".join(sorted({str(r.get("eps_text", r.get("eps"))) for r in results}))
-    n = ", ".join(sorted({str(r.get("n")) for r in results}))
-    parts = [f"# Robustness evaluation\n\nL-inf eps = {eps}; {n} test images per model.\n\n",
+    parts = [f"# Robustness evaluation\n\nL-inf eps = {eps}; {images_line(results)}.\n\n",
              "## Table 1 (accuracy %, mean ± std over runs)\n", table1(results, baseline)]
     extra = attack_columns(results)
     if [a for a, _ in extra] != [a for a, _ in TABLE1]:
@@ -202,7 +261,7 @@ def _write_text(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m part.reports", description="Table 1 / Table 4 reports of several runs")
     p.add_argument("paths", nargs="+", help="run folders, eval folders or eval.json files")
-    p.add_argument("--baseline", help="method label to show differences to (e.g. AT)")
+    p.add_argument("--baseline", help="method label to show differences to (AT), or pairs (PART=AT,PART-T=TRADES)")
     p.add_argument("--out", default=".", help="folder for report.md and report.html")
     args = p.parse_args(argv)
     try:

@@ -1,19 +1,41 @@
-"""Every run folder shipped in checkpoints/ is complete and loads: `make run` opens on them."""
+"""The runs shipped in checkpoints/ are complete, load, are fully evaluated, stay under 50 MB, and
+docs/results.md reports exactly what their files hold."""
 
+import importlib.util
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from part.config import TrainConfig
+from part.reports import load_results
 from part.runs import RunDir, load_model
 
-ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
-SHIPPED = sorted(p.parent.name for p in ROOT.glob("*/config.json"))
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "checkpoints"
+MANIFEST = json.loads((ROOT / "shipped.json").read_text())
+TRACKED = subprocess.run(["git", "ls-files", "checkpoints"], cwd=REPO, capture_output=True, text=True).stdout.split()
+# Shipped = committed; a run still training here (untracked) is not one yet.
+SHIPPED = sorted({Path(p).parts[1] for p in TRACKED if p.endswith("/config.json")})
+pytestmark = pytest.mark.skipif(not TRACKED, reason="needs a git checkout to tell shipped runs from local ones")
 
 
-def test_runs_are_shipped():
+def _reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_runs_are_shipped_and_every_shipped_run_is_in_the_manifest():
     assert {"fmnist-at-s0", "fmnist-part-s0"} <= set(SHIPPED)
+    assert set(SHIPPED) <= {r["run"] for r in MANIFEST["runs"]}
+
+
+def test_shipped_files_stay_under_50_mb():
+    assert sum((REPO / p).stat().st_size for p in TRACKED) < 50 * 2**20
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -32,3 +54,23 @@ def test_shipped_run_is_complete_and_loads(name):
         probes = run.load_probes(epoch)
         assert probes["cam"].shape[0] == len(inputs["x"])
     assert torch.equal(pred, run.load_probes(cfg.epochs)["pred"])  # the stored probes are this model's
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_run_is_fully_evaluated_on_the_common_images(name):
+    [result] = load_results([ROOT / name])
+    n = {a: rec.get("n") for a, rec in result["attacks"].items()}
+    assert result["epoch"] == TrainConfig.from_dict(RunDir(ROOT / name).config()).epochs
+    assert n["clean"] == n["pgd20"] == n["mma"] == 10000
+    assert n["aa"] == n["corruptions"] == MANIFEST["aa_images"]
+    assert len(result["attacks"]["checks"]["checks"]) == 5
+    [first] = load_results([ROOT / SHIPPED[0] / "eval" / "epoch_0010"])
+    [this] = load_results([ROOT / name / "eval" / "epoch_0010"])
+    assert this["indices"] == first["indices"]  # AutoAttack saw the same images for every model
+
+
+def test_results_document_matches_the_shipped_files():
+    reproduce = _reproduce()
+    text = (REPO / "docs" / "results.md").read_text()
+    block = text.split(reproduce.BEGIN + "\n", 1)[1].split(reproduce.END, 1)[0]
+    assert block == reproduce.measured(), "docs/results.md is stale: run `python scripts/reproduce.py results`"

@@ -92,6 +92,58 @@ def test_table1_mean_std_and_differences_to_the_baseline():
         reports.table1(RESULTS, baseline="TRADES")
 
 
+def test_each_method_against_its_own_baseline():
+    results = RESULTS + [fake("TRADES", {"clean": 0.80}), fake("PART-T", {"clean": 0.81})]
+    lines = reports.table1(results, baseline="PART=AT, PART-T=TRADES").strip().splitlines()
+    assert lines[3].startswith("| cifar10 | PART | 1 | 85.00 (+2.00) |")
+    assert lines[4].startswith("| cifar10 | TRADES | 1 | 80.00 | ") and "(" not in lines[4]
+    assert lines[5].startswith("| cifar10 | PART-T | 1 | 81.00 (+1.00) |")
+    for bad, msg in [("PART=", "is not accepted; give a method label"), ("PART=MART", "'MART' is not among")]:
+        with pytest.raises(ValueError, match=msg):
+            reports.table1(results, baseline=bad)
+
+
+def test_a_mean_over_fewer_runs_than_the_row_has_says_so():
+    lines = reports.table1(RESULTS + [fake("PART", {"clean": 0.87, "aa": 0.41}, 1)]).strip().splitlines()
+    assert lines[3] == "| cifar10 | PART | 2 | 86.00 ± 1.41 | 44.00 [1/2 runs] | 42.00 [1/2 runs] | 41.00 [1/2 runs] |"
+
+
+def test_evaluations_of_one_checkpoint_merge_and_the_one_on_more_images_wins():
+    full = {**fake("AT", {"clean": 0.83, "pgd20": 0.44}), "checkpoint_sha256": "a", "n": 10000}
+    full["attacks"]["pgd20"]["n"] = full["attacks"]["clean"]["n"] = 10000
+    small = {**fake("AT", {"clean": 0.90, "pgd20": 0.50, "aa": 0.40}), "checkpoint_sha256": "a"}
+    checks = {**fake("AT", {}), "checkpoint_sha256": "a", "surrogate": "b.pt"}
+    checks["attacks"]["checks"] = {"accuracy": None, "checks": []}
+    other = {**fake("AT", {"clean": 0.80}), "checkpoint_sha256": "b"}
+    merged = reports.merge([small, full, checks, other])
+    assert len(merged) == 2 and merged[0]["surrogate"] == "b.pt" and merged[0]["n"] == 10000
+    assert {a: r["accuracy"] for a, r in merged[0]["attacks"].items()} == {
+        "clean": 0.83, "pgd20": 0.44, "aa": 0.40, "checks": None}
+    assert reports.images_line(merged[:1]) == "10000 test images per model (Natural, PGD-20); 10 (AA)"
+    assert reports.images_line(RESULTS) == "10 test images per model"
+
+
+def test_reports_of_a_run_folder_merge_all_evaluations_of_its_last_epoch(tmp_path):
+    evals = {"epoch_0010": {**fake("AT", {"aa": 0.4}), "epoch": 10, "checkpoint_sha256": "a"},
+             "full_epoch_0010": {**fake("AT", {"pgd20": 0.5}), "epoch": 10, "checkpoint_sha256": "a"},
+             "epoch_0005": {**fake("AT", {"mma": 0.3}), "epoch": 5, "checkpoint_sha256": "c"}}
+    for name, r in evals.items():
+        (tmp_path / "eval" / name).mkdir(parents=True)
+        (tmp_path / "eval" / name / "eval.json").write_text(json.dumps(r))
+    [result] = reports.load_results([tmp_path])
+    assert set(result["attacks"]) == {"aa", "pgd20"}
+
+
+def test_a_control_run_is_labelled_with_its_recipe():
+    from part.eval_job import label_for
+
+    assert label_for({"defense": "at", "part": False, "recipe": "shuffled"}) == "AT"
+    assert label_for({"defense": "at", "part": True, "recipe": "paper", "cam_methods": ["gradcam"]}) == "PART"
+    assert label_for({"defense": "at", "part": True, "recipe": "shuffled"}) == "PART (shuffled)"
+    assert label_for({"defense": "trades", "part": True, "recipe": "uniform-mean",
+                      "cam_methods": ["gradcam", "layercam"]}) == "PART-T (uniform-mean, gradcam+layercam)"
+
+
 def test_corruption_table_follows_table4():
     lines = reports.corruption_table(RESULTS, severity=1).strip().splitlines()
     assert lines[0] == "| Corruption | AT | PART |"

@@ -1,0 +1,227 @@
+"""Train, evaluate and report the runs shipped in checkpoints/ (listed in checkpoints/shipped.json).
+
+    python scripts/reproduce.py commands          # every command, in order
+    python scripts/reproduce.py train [RUN...]    # train, or resume, the runs that are not finished
+    python scripts/reproduce.py eval [RUN...]     # evaluate them (attacks already done are kept)
+    python scripts/reproduce.py results           # rewrite the measured part of docs/results.md
+    --jobs N runs N commands at once, one thread each (default 2, the cores of a small machine).
+
+Every step skips finished work, so the script can be rerun after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from part.config import preset
+from part.eval_job import LABELS
+from part.reports import corruption_table, images_line, load_results, markdown, table1
+from part.runs import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = Path("checkpoints")
+MANIFEST = CHECKPOINTS / "shipped.json"
+RESULTS = Path("docs/results.md")
+BEGIN, END = "<!-- measured: begin (scripts/reproduce.py results) -->", "<!-- measured: end -->"
+PART = ".venv/bin/part"
+
+
+def manifest() -> dict:
+    data = json.loads((ROOT / MANIFEST).read_text())
+    data["runs"] = {r["run"]: r for r in data["runs"]}
+    return data
+
+
+def train_command(r: dict) -> list[str]:
+    sets = [a for k, v in r.get("set", {}).items() for a in ("--set", f"{k}={v}")]
+    return [PART, "train", "--preset", r["preset"], "--seed", str(r["seed"]), *sets,
+            "--out", str(CHECKPOINTS / r["run"]), "--no-progress"]
+
+
+def eval_commands(r: dict, aa_images: int) -> list[list[str]]:
+    """PGD-20 and MMA on the whole test set; AutoAttack and corruptions on the first `aa_images` of the
+    fixed test subset (the same images for every model); the checks with the paired model as surrogate."""
+    run, epoch = CHECKPOINTS / r["run"], f"epoch_{preset(r['preset']).epochs:04d}"
+    base = [PART, "eval", "--run", str(run), "--no-progress"]
+    surrogate = CHECKPOINTS / r["surrogate"] / "checkpoints" / f"{epoch}.pt"
+    return [base + ["--attacks", "clean,pgd20,mma", "--n", "0", "--out", str(run / "eval" / f"full_{epoch}")],
+            base + ["--attacks", "clean,aa,corruptions", "--n", str(aa_images)],
+            base + ["--attacks", "checks", "--n", str(aa_images), "--surrogate", str(surrogate),
+                    "--out", str(run / "eval" / f"checks_{epoch}")]]
+
+
+def completed(run: str) -> bool:
+    rd = RunDir(ROOT / CHECKPOINTS / run)
+    return rd.exists() and rd.status().get("state") == "completed"
+
+
+def _run_all(jobs: list[list[list[str]]], n_jobs: int) -> int:
+    """Each job is a list of commands run one after another; jobs run `n_jobs` at a time."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if n_jobs > 1 else dict(os.environ)
+
+    def run(cmds: list[list[str]]) -> int:
+        for cmd in cmds:
+            print("$", shlex.join(cmd), flush=True)
+            code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+            if code:
+                print(f"failed ({code}): {shlex.join(cmd)}", file=sys.stderr, flush=True)
+                return code
+        return 0
+
+    with ThreadPoolExecutor(max(1, n_jobs)) as pool:
+        return max(pool.map(run, jobs), default=0)
+
+
+def train(names: list[str], n_jobs: int) -> int:
+    runs = manifest()["runs"]
+    jobs = []
+    for name in names:
+        if completed(name):
+            print(f"{name}: completed, skipped")
+        elif (ROOT / CHECKPOINTS / name / "config.json").exists():
+            jobs.append([[PART, "resume", str(CHECKPOINTS / name), "--no-progress"]])
+        else:
+            jobs.append([train_command(runs[name])])
+    return _run_all(jobs, n_jobs)
+
+
+def evaluate(names: list[str], n_jobs: int) -> int:
+    m = manifest()
+    needed = sorted({n for name in names for n in (name, m["runs"][name]["surrogate"]) if not completed(n)})
+    if needed:
+        print(f"error: train these runs first: {', '.join(needed)}", file=sys.stderr)
+        return 2
+    return _run_all([eval_commands(m["runs"][name], m["aa_images"]) for name in names], n_jobs)
+
+
+def commands() -> str:
+    m = manifest()
+    train_lines = [shlex.join(train_command(r)) for r in m["runs"].values()]
+    eval_lines = [shlex.join(c) for r in m["runs"].values() for c in eval_commands(r, m["aa_images"])]
+    older = {}
+    for r in m["runs"].values():
+        if r.get("commit"):
+            older.setdefault(r["commit"], []).append(r["run"])
+    notes = [f"# {', '.join(runs)}: trained at commit {c} (`git checkout {c}` first for the same weights)"
+             for c, runs in older.items()]
+    return "\n".join(["# train (a finished run folder is kept; `part resume RUN` continues a stopped one)",
+                      *notes, *train_lines, "# evaluate", *eval_lines, "# the tables below",
+                      "python scripts/reproduce.py results"]) + "\n"
+
+
+# --- docs/results.md ----------------------------------------------------------------------------------
+
+def _baselines(results: list[dict]) -> str:
+    """'PART=AT,PART (shuffled)=AT,...': every PART variant against its defense without reweighting."""
+    present = {r["label"] for r in results}
+    pairs = {r["label"]: LABELS[(r["defense"], False)] for r in results if r.get("part")}
+    return ",".join(f"{k}={v}" for k, v in pairs.items() if v in present)
+
+
+def _pct(result: dict, attack: str) -> str:
+    rec = result["attacks"].get(attack)
+    return f"{100 * rec['accuracy']:.2f}" if rec and rec.get("accuracy") is not None else "–"
+
+
+def _checks(result: dict) -> str:
+    rec = result["attacks"].get("checks")
+    if not rec:
+        return "–"
+    verdicts = [c["passed"] for c in rec["checks"]]
+    return f"{sum(v is True for v in verdicts)}/{len(verdicts)} pass"
+
+
+def per_run_table(results: list[dict], names: dict[str, str]) -> str:
+    header = ["Run", "Method", "Seed", "Natural", "PGD-20", "MMA", "AA", "Corruptions", "Checks"]
+    rows = [[names[r["checkpoint_sha256"]], r["label"], str(r.get("train_seed")), _pct(r, "clean"), _pct(r, "pgd20"),
+             _pct(r, "mma"), _pct(r, "aa"), _pct(r, "corruptions"), _checks(r)] for r in results]
+    return markdown((header, rows))
+
+
+def timing(m: dict, names: list[str]) -> str:
+    """Training seconds per run (epochs + mask refreshes, not the per-epoch monitoring evaluation), and
+    PART over its baseline for each pair trained side by side."""
+    rows, seconds, part = [], {}, {}
+    for name in names:
+        rd = RunDir(ROOT / CHECKPOINTS / name)
+        cfg, metrics = rd.config(), rd.metrics()
+        burn = [x["epoch_s"] + x["mask_refresh_s"] for x in metrics if x["epoch"] <= cfg["burn_in_epochs"]]
+        rest = [x["epoch_s"] + x["mask_refresh_s"] for x in metrics if x["epoch"] > cfg["burn_in_epochs"]]
+        refresh = sum(x["mask_refresh_s"] for x in metrics)
+        seconds[name], part[name] = (sum(burn), sum(rest)), cfg["part"]
+        rows.append([name, f"{statistics.fmean(burn):.0f}", f"{statistics.fmean(rest):.0f}", f"{refresh:.0f}",
+                     f"{sum(burn) + sum(rest):.0f}"])
+    if not rows:
+        return "No run is evaluated yet.\n"
+    header = ["Run", f"Epoch 1-{cfg['burn_in_epochs']} (s, mean)", "Later epochs (s, mean)", "Mask refreshes (s, all)",
+              "Total (s)"]
+    ratios = [["PART run", "Baseline run", "Ratio, whole run", "Ratio, epochs after burn-in"]]
+    for name in names:
+        r = m["runs"][name]
+        base = r["surrogate"]
+        if name in seconds and base in seconds and part[name] and not part[base] and not r.get("set"):
+            (b1, b2), (p1, p2) = seconds[base], seconds[name]
+            ratios.append([name, base, f"{(p1 + p2) / (b1 + b2):.3f}", f"{p2 / b2:.3f}"])
+    return markdown((header, rows)) + "\n" + markdown((ratios[0], ratios[1:]))
+
+
+def measured() -> str:
+    m = manifest()
+    evaluated = [n for n in m["runs"] if (ROOT / CHECKPOINTS / n / "eval").is_dir()]
+    results = load_results([ROOT / CHECKPOINTS / n for n in evaluated])
+    names = {r["checkpoint_sha256"]: Path(r["run"]).name for r in results}
+    missing = [n for n in m["runs"] if n not in evaluated]
+    eps = ", ".join(sorted({str(r.get("eps_text")) for r in results}))
+    parts = [f"L-inf eps = {eps}; {images_line(results)}.\n\n",
+             "### Table 1: accuracy (%), mean ± std over seeds, (difference to the baseline)\n\n",
+             table1(results, _baselines(results)),
+             "\n### Every run\n\n", per_run_table(results, names),
+             "\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
+             "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None),
+             "\n### Training time\n\n", timing(m, evaluated),
+             "\n### Commands\n\n```bash\n", commands(), "```\n"]
+    if missing:
+        parts.insert(0, f"Not measured yet: {', '.join(missing)}.\n\n")
+    return "".join(parts)
+
+
+def write_results() -> None:
+    path = ROOT / RESULTS
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{RESULTS} has no {BEGIN} ... {END} block to fill")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + measured() + END + rest.split(END, 1)[1])
+    print(f"wrote {RESULTS}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/reproduce.py", description=__doc__.split("\n")[0])
+    p.add_argument("step", choices=("commands", "train", "eval", "results"))
+    p.add_argument("runs", nargs="*", help="run names from checkpoints/shipped.json (default: all)")
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args(argv)
+    known = list(manifest()["runs"])
+    unknown = [r for r in args.runs if r not in known]
+    if unknown:
+        p.error(f"unknown run(s) {', '.join(unknown)}; accepted: {', '.join(known)}")
+    names = args.runs or known
+    if args.step == "commands":
+        print(commands(), end="")
+        return 0
+    if args.step == "results":
+        write_results()
+        return 0
+    return (train if args.step == "train" else evaluate)(names, args.jobs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
