@@ -104,9 +104,10 @@ def run_label(run: dict) -> str:
 
 
 def runs_with_epochs() -> list[dict]:
-    """Runs that have at least one checkpoint, PART runs first, newest names last within a kind."""
+    """Runs that have at least one checkpoint: PART runs first (plain PART with the paper's recipe ahead of
+    PART-T, PART-M and other recipes), then by name."""
     runs = [r for r in api().runs() if r.get("epochs")]
-    return sorted(runs, key=lambda r: (not r.get("part"), r["id"]))
+    return sorted(runs, key=lambda r: (not r.get("part"), r.get("defense") != "at", r.get("recipe") != "paper", r["id"]))
 
 
 def no_runs_note() -> None:

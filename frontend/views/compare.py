@@ -14,8 +14,10 @@ OWN = "each run's own"
 
 
 def default_runs(runs: list[dict]) -> list[str]:
-    """A PART run and its baseline (same dataset and defense, no reweighting), else the first two runs."""
-    for part in (r for r in runs if r.get("part")):
+    """A PART run (plain PART with the paper's recipe first) and its baseline (same dataset and defense,
+    no reweighting), else the first two runs."""
+    parts = sorted((r for r in runs if r.get("part")), key=lambda r: (r.get("defense") != "at", r.get("recipe") != "paper"))
+    for part in parts:
         for base in runs:
             if not base.get("part") and (base.get("dataset"), base.get("defense")) == (part.get("dataset"),
                                                                                         part.get("defense")):

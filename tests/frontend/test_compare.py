@@ -42,3 +42,15 @@ def test_curves_mark_the_end_of_burn_in_and_the_scatter_shows_every_run(app):
     assert burn_in and all(s["x0"] == 1.5 for s in burn_in)  # after the 1 burn-in epoch
     assert {t for trace in scatter["data"] for t in trace["text"]} >= {"fmnist-at-tiny", "fmnist-part-tiny"}
     assert scatter["layout"]["xaxis"]["title"]["text"] == "natural accuracy (%)"
+
+
+def test_the_page_opens_on_plain_part_and_its_baseline():
+    from frontend.views.compare import default_runs
+
+    runs = [{"id": i, "dataset": "fashion-mnist", "defense": d, "part": p, "recipe": rc} for i, d, p, rc in [
+        ("fmnist-at-s0", "at", False, "paper"), ("fmnist-mart-s0", "mart", False, "paper"),
+        ("fmnist-part-m-s0", "mart", True, "paper"), ("fmnist-part-shuffled-s0", "at", True, "shuffled"),
+        ("fmnist-part-s0", "at", True, "paper")]]
+    assert default_runs(runs) == ["fmnist-part-s0", "fmnist-at-s0"]
+    assert default_runs(runs[:3]) == ["fmnist-part-m-s0", "fmnist-mart-s0"]
+    assert default_runs(runs[:2]) == ["fmnist-at-s0", "fmnist-mart-s0"]
