@@ -126,9 +126,14 @@ def _baselines(results: list[dict]) -> str:
     return ",".join(f"{k}={v}" for k, v in pairs.items() if v in present)
 
 
-def _pct(result: dict, attack: str) -> str:
+def _acc(result: dict, attack: str) -> float | None:
     rec = result["attacks"].get(attack)
-    return f"{100 * rec['accuracy']:.2f}" if rec and rec.get("accuracy") is not None else "–"
+    return 100 * rec["accuracy"] if rec and rec.get("accuracy") is not None else None
+
+
+def _pct(result: dict, attack: str) -> str:
+    acc = _acc(result, attack)
+    return "–" if acc is None else f"{acc:.2f}"
 
 
 def _checks(result: dict) -> str:
@@ -143,6 +148,19 @@ def per_run_table(results: list[dict], names: dict[str, str]) -> str:
     header = ["Run", "Method", "Seed", "Natural", "PGD-20", "MMA", "AA", "Corruptions", "Checks"]
     rows = [[names[r["checkpoint_sha256"]], r["label"], str(r.get("train_seed")), _pct(r, "clean"), _pct(r, "pgd20"),
              _pct(r, "mma"), _pct(r, "aa"), _pct(r, "corruptions"), _checks(r)] for r in results]
+    return markdown((header, rows))
+
+
+def pair_table(m: dict, by_run: dict[str, dict]) -> str:
+    """Each PART run minus the baseline it was checked against (same seed; the controls against AT seed 0)."""
+    header = ["PART run", "Baseline run", "Natural", "PGD-20", "MMA", "AA", "Corruptions"]
+    rows = []
+    for name, r in by_run.items():
+        base = by_run.get(m["runs"][name]["surrogate"])
+        if r.get("part") and base is not None and not base.get("part"):
+            pairs = [(_acc(r, a), _acc(base, a)) for a in ("clean", "pgd20", "mma", "aa", "corruptions")]
+            diffs = [None if None in pair else pair[0] - pair[1] for pair in pairs]
+            rows.append([name, m["runs"][name]["surrogate"]] + ["–" if d is None else f"{d:+.2f}" for d in diffs])
     return markdown((header, rows))
 
 
@@ -184,6 +202,8 @@ def measured() -> str:
              "### Table 1: accuracy (%), mean ± std over seeds, (difference to the baseline)\n\n",
              table1(results, _baselines(results)),
              "\n### Every run\n\n", per_run_table(results, names),
+             "\n### PART minus its baseline, run by run (percentage points)\n\n",
+             pair_table(m, {names[r["checkpoint_sha256"]]: r for r in results}),
              "\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
              "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None),
              "\n### Training time\n\n", timing(m, evaluated),

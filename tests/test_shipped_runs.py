@@ -46,6 +46,7 @@ def test_shipped_run_is_complete_and_loads(name):
     assert run.status()["state"] == "completed"
     assert run.epochs() == epochs and [r["epoch"] for r in run.metrics()] == epochs
     inputs = run.load_probe_inputs()
+    assert torch.equal(inputs["x"], RunDir(ROOT / SHIPPED[0]).load_probe_inputs()["x"])  # one probe set for all
     model, ckpt = load_model(run.checkpoint_path(cfg.epochs))
     assert ckpt["meta"]["dataset"] == cfg.dataset
     with torch.no_grad():
@@ -74,3 +75,18 @@ def test_results_document_matches_the_shipped_files():
     text = (REPO / "docs" / "results.md").read_text()
     block = text.split(reproduce.BEGIN + "\n", 1)[1].split(reproduce.END, 1)[0]
     assert block == reproduce.measured(), "docs/results.md is stale: run `python scripts/reproduce.py results`"
+
+
+def test_the_manifest_turns_into_the_commands_that_made_each_run():
+    reproduce = _reproduce()
+    runs = reproduce.manifest()["runs"]
+    assert all(r["surrogate"] in runs and r["surrogate"] != name for name, r in runs.items())
+    assert reproduce.train_command(runs["fmnist-part-shuffled-s0"])[1:] == [
+        "train", "--preset", "fmnist-part", "--seed", "0", "--set", "recipe=shuffled",
+        "--out", "checkpoints/fmnist-part-shuffled-s0", "--no-progress"]
+    full, aa, checks = (" ".join(c) for c in reproduce.eval_commands(runs["fmnist-part-t-s0"], 1000))
+    assert "--attacks clean,pgd20,mma --n 0 --out checkpoints/fmnist-part-t-s0/eval/full_epoch_0010" in full
+    assert aa.endswith("--attacks clean,aa,corruptions --n 1000")
+    assert "--surrogate checkpoints/fmnist-trades-s0/checkpoints/epoch_0010.pt" in checks
+    with pytest.raises(SystemExit):
+        reproduce.main(["eval", "no-such-run"])
