@@ -170,6 +170,7 @@ def _bench(args) -> None:
 
 def _eval(args) -> None:
     from part.eval_job import evaluate_checkpoint
+    from part.evaluate import parse_attacks
 
     result, paths = evaluate_checkpoint(
         args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
@@ -178,7 +179,8 @@ def _eval(args) -> None:
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
-        kept = ", kept from an earlier run" if name in result["reused"] else ""
+        ran_now = name in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
+        kept = "" if ran_now else ", kept from an earlier run"
         print(f"{name:12s} {shown:>10s}  ({rec['seconds']:.1f} s{kept})")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
