@@ -100,6 +100,18 @@ def cell(values: Sequence[float], base: Sequence[float] | None = None) -> str:
     return text
 
 
+def mcnemar(correct_a: Sequence[int], correct_b: Sequence[int]) -> float:
+    """Two-sided exact McNemar p-value of two models on the same images: could the images only one of them
+    gets right have split this way by chance? (a binomial test on the discordant pairs)."""
+    from scipy.stats import binomtest
+
+    if len(correct_a) != len(correct_b):
+        raise ValueError(f"the two results cover {len(correct_a)} and {len(correct_b)} images; compare the same images")
+    only_a = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    only_b = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    return binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+
+
 def baselines(groups: dict, baseline: str | None) -> dict[str, str]:
     """Method label -> the label it is compared with. 'AT': every other method against AT;
     'PART=AT,PART-T=TRADES': each named method against its own baseline."""

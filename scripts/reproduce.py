@@ -23,7 +23,7 @@ from pathlib import Path
 
 from part.config import preset
 from part.eval_job import LABELS
-from part.reports import corruption_table, images_line, load_results, markdown, table1
+from part.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
 from part.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,15 +152,25 @@ def per_run_table(results: list[dict], names: dict[str, str]) -> str:
 
 
 def pair_table(m: dict, by_run: dict[str, dict]) -> str:
-    """Each PART run minus the baseline it was checked against (same seed; the controls against AT seed 0)."""
+    """Each PART run minus the baseline it was checked against (same seed; the controls against AT seed 0),
+    with the exact McNemar p-value where both were attacked image by image on the same images."""
     header = ["PART run", "Baseline run", "Natural", "PGD-20", "MMA", "AA", "Corruptions"]
     rows = []
     for name, r in by_run.items():
         base = by_run.get(m["runs"][name]["surrogate"])
-        if r.get("part") and base is not None and not base.get("part"):
-            pairs = [(_acc(r, a), _acc(base, a)) for a in ("clean", "pgd20", "mma", "aa", "corruptions")]
-            diffs = [None if None in pair else pair[0] - pair[1] for pair in pairs]
-            rows.append([name, m["runs"][name]["surrogate"]] + ["–" if d is None else f"{d:+.2f}" for d in diffs])
+        if not (r.get("part") and base is not None and not base.get("part")):
+            continue
+        cells = []
+        for a in ("clean", "pgd20", "mma", "aa", "corruptions"):
+            ours, theirs = r["attacks"].get(a, {}), base["attacks"].get(a, {})
+            if _acc(r, a) is None or _acc(base, a) is None:
+                cells.append("–")
+                continue
+            text = f"{_acc(r, a) - _acc(base, a):+.2f}"
+            if ours.get("correct") and ours.get("n") == theirs.get("n"):
+                text += f" (p={mcnemar(ours['correct'], theirs['correct']):.2f})"
+            cells.append(text)
+        rows.append([name, m["runs"][name]["surrogate"]] + cells)
     return markdown((header, rows))
 
 
@@ -202,7 +212,7 @@ def measured() -> str:
              "### Table 1: accuracy (%), mean ± std over seeds, (difference to the baseline)\n\n",
              table1(results, _baselines(results)),
              "\n### Every run\n\n", per_run_table(results, names),
-             "\n### PART minus its baseline, run by run (percentage points)\n\n",
+             "\n### PART minus its baseline, run by run (percentage points; exact McNemar p on the same images)\n\n",
              pair_table(m, {names[r["checkpoint_sha256"]]: r for r in results}),
              "\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
              "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None),

@@ -134,6 +134,15 @@ def test_reports_of_a_run_folder_merge_all_evaluations_of_its_last_epoch(tmp_pat
     assert set(result["attacks"]) == {"aa", "pgd20"}
 
 
+def test_mcnemar_counts_only_the_images_one_model_alone_gets_right():
+    assert reports.mcnemar([1, 1, 1, 0, 1], [0, 0, 0, 0, 1]) == pytest.approx(0.25)  # 3 vs 0: 2 * 0.5**3
+    assert reports.mcnemar([1, 0] * 50, [0, 1] * 50) == pytest.approx(1.0)
+    assert reports.mcnemar([1, 1], [1, 1]) == 1.0
+    assert reports.mcnemar([1] * 20, [0] * 20) < 1e-5
+    with pytest.raises(ValueError, match="cover 2 and 3 images"):
+        reports.mcnemar([1, 0], [1, 0, 1])
+
+
 def test_a_control_run_is_labelled_with_its_recipe():
     from part.eval_job import label_for
 
