@@ -168,7 +168,8 @@ def pair_table(m: dict, by_run: dict[str, dict]) -> str:
                 continue
             text = f"{_acc(r, a) - _acc(base, a):+.2f}"
             if ours.get("correct") and ours.get("n") == theirs.get("n"):
-                text += f" (p={mcnemar(ours['correct'], theirs['correct']):.2f})"
+                p = mcnemar(ours["correct"], theirs["correct"])
+                text += " (p<0.001)" if p < 0.001 else f" (p={p:.2f})" if p >= 0.01 else f" (p={p:.3f})"
             cells.append(text)
         rows.append([name, m["runs"][name]["surrogate"]] + cells)
     return markdown((header, rows))
