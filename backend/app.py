@@ -17,6 +17,7 @@ from backend.registry import Registry
 from backend.routers import datasets, images, jobs, runs
 from backend.schemas import Health
 from backend.settings import Settings, load_settings
+from part.distributed import max_nproc
 
 MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the file
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     def health(svc: Services = Depends(services)):
         states = [job["state"] for job in svc.jobs.store.all()]
         return {"status": "ok", "version": _version(), "device": str(svc.registry.device),
+                "max_nproc": max_nproc("auto"),
                 "runs": len(svc.registry.run_ids()), "jobs": {s: states.count(s) for s in sorted(set(states))},
                 "auth": bool(settings.token)}
 

@@ -220,6 +220,7 @@ class Health(BaseModel):
     status: str
     version: str
     device: str
+    max_nproc: int = Field(description="the most training processes a job may ask for: GPUs on CUDA, else CPU cores")
     runs: int
     jobs: dict[str, int]
     auth: bool

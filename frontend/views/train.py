@@ -25,8 +25,9 @@ def seeded(preset: str, scale: str) -> dict[str, Any]:
     return values | DEMO if scale == "demo" else values
 
 
-def train_form(preset: str, scale: str, datasets: list[dict]) -> tuple[dict, str] | None:
-    """The form; on submit, (overrides that differ from the preset, run name)."""
+def train_form(preset: str, scale: str, datasets: list[dict],
+               max_nproc: int = 1) -> tuple[dict, str, int] | None:
+    """The form; on submit, (overrides that differ from the preset, run name, training processes)."""
     v, k = seeded(preset, scale), f"{preset}-{scale}"
     names = [d["name"] for d in datasets] or [v["dataset"]]
     ready = {d["name"]: d["available"] for d in datasets}
@@ -53,11 +54,14 @@ def train_form(preset: str, scale: str, datasets: list[dict]) -> tuple[dict, str
                                   help="Plain adversarial training before the first mask")
         mask_every = c4.number_input("Mask every (s epochs)", 0, 1000, v["mask_every"], key=f"tr-every-{k}",
                                      help="0: recompute the CAMs for every batch")
-        c1, c2, c3, _ = st.columns(4)
+        c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input("Epochs", 1, 1000, v["epochs"], key=f"tr-epochs-{k}")
         subset = c2.number_input("Subset (training images, 0 = all)", 0, 10_000_000, v["subset"], key=f"tr-subset-{k}")
         eval_n = c3.number_input("Eval images per epoch", 0, 100_000, v["eval_n"], key=f"tr-evaln-{k}",
                                  help="Clean and PGD accuracy after each epoch on this many test images")
+        nproc = c4.number_input("Processes (DDP)", 1, max(1, max_nproc), 1, key=f"tr-nproc-{k}",
+                                help=f"Train in this many processes with torchrun; the backend offers {max_nproc} "
+                                     "(its GPUs, else its CPU cores). The global batch stays the preset's.")
         submitted = st.form_submit_button("Launch training", type="primary", icon=":material/rocket_launch:")
     if not submitted:
         return None
@@ -70,12 +74,12 @@ def train_form(preset: str, scale: str, datasets: list[dict]) -> tuple[dict, str
         st.error(f"eps '{eps}' or eps_low '{eps_low}' is not a number; accepted: 0.1, 8/255, 1e-2")
         return None
     base = PRESETS[preset]
-    return {key: value for key, value in form.items() if value != base.get(key)}, name.strip()
+    return {key: value for key, value in form.items() if value != base.get(key)}, name.strip(), int(nproc)
 
 
-def launch(preset: str, overrides: dict, name: str) -> None:
+def launch(preset: str, overrides: dict, name: str, nproc: int) -> None:
     with ui.shown_errors():
-        job = ui.api().submit_train(preset, overrides, name or None)
+        job = ui.api().submit_train(preset, overrides, name or None, nproc)
         st.session_state[job_panel.WATCH] = job["id"]
         st.toast(f"Queued training job {job['id']} for run {job['run_id']}", icon=":material/rocket_launch:")
 
@@ -89,7 +93,7 @@ def new_run(health: dict) -> None:
     cpu = health.get("device", "cpu") == "cpu"
     scale = c2.radio("Size", list(SCALES), index=0 if cpu else 1, format_func=SCALES.get, horizontal=True,
                      key="tr-scale", help=f"The backend runs on {health.get('device')}")
-    submitted = train_form(preset, scale, ui.datasets(ui.api_url()))
+    submitted = train_form(preset, scale, ui.datasets(ui.api_url()), int(health.get("max_nproc") or 1))
     if submitted is not None:
         launch(preset, *submitted)
 

@@ -1,6 +1,7 @@
 """GET /api/health, /api/runs, /api/runs/{id} and probe images."""
 
 import io
+import os
 import json
 import shutil
 
@@ -13,6 +14,7 @@ from tests.backend.conftest import make_client
 def test_health_reports_runs_and_device(client):
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["runs"] == 2 and body["device"] == "cpu" and body["auth"] is False
+    assert body["max_nproc"] == (os.cpu_count() or 1)  # no GPU here: a training job may use every core
 
 
 def test_runs_list_the_run_folders_with_their_latest_metrics(client):

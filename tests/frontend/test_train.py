@@ -3,6 +3,8 @@ up on the Explore page."""
 
 from __future__ import annotations
 
+import os
+
 from tests.frontend.conftest import no_exceptions, open_page
 from tests.frontend.servers import TINY_JOB, wait_job
 
@@ -17,6 +19,8 @@ def test_form_is_seeded_from_the_preset(app):
     assert at.text_input(key=f"tr-eps-{FORM}").value == "0.1"
     assert at.text_input(key=f"tr-epslow-{FORM}").value == "0.0875"
     assert at.number_input(key=f"tr-epochs-{FORM}").value == 2
+    nproc = at.number_input(key=f"tr-nproc-{FORM}")
+    assert nproc.value == 1 and nproc.max == (os.cpu_count() or 1)  # the backend's cores: it has no GPU
     at.selectbox(key="tr-preset").set_value("cifar10-trades").run()
     assert at.selectbox(key="tr-def-cifar10-trades-demo").value == "trades"
     assert at.toggle(key="tr-part-cifar10-trades-demo").value is False
@@ -35,6 +39,7 @@ def test_launch_creates_a_job_that_finishes_into_a_run_explore_offers(app, api):
     job = jobs[0]
     assert job["spec"]["preset"] == "fmnist-part"
     assert job["spec"]["overrides"] == {**TINY_JOB, "burn_in_epochs": 1}  # only what differs from the preset
+    assert job["spec"]["nproc"] == 1
     assert any(f"`{job['id']}`" in m.value for m in at.markdown)  # the job's panel
     assert wait_job(api.base_url, job["id"])["state"] == "completed"
     at.run()
