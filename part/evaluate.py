@@ -23,7 +23,8 @@ from torch import nn
 
 from part.accuracy import (Progress, ProgressCallback, accuracy_record, correct_under, fgsm_attack, mma_attack,
                            model_device, pgd_attack, seeded)
-from part.data import DATASETS, batches
+from part.batching import batches
+from part.data import DATASETS
 
 ACCEPTED = "clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks"
 DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")

@@ -15,7 +15,8 @@ from typing import Callable
 import torch
 
 from part import distributed as dist
-from part.data import SubsetDataset, batches, shard_bounds
+from part.batching import batches, shard_bounds
+from part.data import SubsetDataset
 
 
 class MaskCache:

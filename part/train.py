@@ -26,7 +26,8 @@ from part import attacks
 from part import distributed as dist
 from part.cam import NATIVE_METHODS, compute_cam
 from part.config import TrainConfig
-from part.data import DATASETS, load_dataset, random_crop_flip, sharded_batches
+from part.batching import random_crop_flip, sharded_batches
+from part.data import DATASETS, load_dataset
 from part.defenses import get_defense
 from part.mask_cache import MaskCache, masks_for
 from part.masks import eps_map, mask_stats, recipe_options

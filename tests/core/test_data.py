@@ -1,4 +1,4 @@
-"""Tests for part.data: on-disk format readers, subsets, batching and aligned augmentation."""
+"""Tests for part.data (on-disk format readers, subsets) and part.batching (batches, aligned augmentation)."""
 import gzip
 import pickle
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from part.data import (DATASETS, DatasetFormatError, DatasetNotFound, SubsetDataset, batches,
-                       dataset_names, len_batches, load_dataset, random_crop_flip)
+from part.batching import batches, len_batches, random_crop_flip
+from part.data import DATASETS, DatasetFormatError, DatasetNotFound, SubsetDataset, dataset_names, load_dataset
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

@@ -14,7 +14,8 @@ import part.distributed as dist
 from part import attacks
 from part.cli import main
 from part.config import preset
-from part.data import InMemoryDataset, batches, random_crop_flip, shard_bounds, sharded_batches
+from part.batching import batches, random_crop_flip, shard_bounds, sharded_batches
+from part.data import InMemoryDataset
 from part.precision import Precision
 from part.runs import RunDir
 from part.train import Trainer, _epoch_seed, _seed_random_start, train
