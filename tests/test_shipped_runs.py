@@ -90,3 +90,20 @@ def test_the_manifest_turns_into_the_commands_that_made_each_run():
     assert "--surrogate checkpoints/fmnist-trades-s0/checkpoints/epoch_0010.pt" in checks
     with pytest.raises(SystemExit):
         reproduce.main(["eval", "no-such-run"])
+
+
+def test_reproduce_skips_finished_runs_resumes_stopped_ones_and_waits_for_surrogates(tmp_path, monkeypatch, capsys):
+    reproduce = _reproduce()
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "shipped.json").write_text((ROOT / "shipped.json").read_text())
+    for name, state in [("fmnist-at-s0", "completed"), ("fmnist-part-s0", "running")]:
+        RunDir(tmp_path / "checkpoints" / name).write_config({"epochs": 10})
+        (tmp_path / "checkpoints" / name / "status.json").write_text(json.dumps({"state": state}))
+    jobs = []
+    monkeypatch.setattr(reproduce, "_run_all", lambda js, n: jobs.extend(js) or 0)
+    assert reproduce.main(["train", "fmnist-at-s0", "fmnist-part-s0", "fmnist-at-s1"]) == 0
+    assert "fmnist-at-s0: completed, skipped" in capsys.readouterr().out
+    assert [cmd[1:3] for [cmd] in jobs] == [["resume", "checkpoints/fmnist-part-s0"], ["train", "--preset"]]
+    assert reproduce.main(["eval", "fmnist-at-s0"]) == 2  # its surrogate, fmnist-part-s0, is unfinished
+    assert "train these runs first: fmnist-part-s0" in capsys.readouterr().err
