@@ -151,14 +151,28 @@ def per_run_table(results: list[dict], names: dict[str, str]) -> str:
     return markdown((header, rows))
 
 
-def pair_table(m: dict, by_run: dict[str, dict]) -> str:
-    """Each PART run minus the baseline it was checked against (same seed; the controls against AT seed 0),
-    with the exact McNemar p-value where both were attacked image by image on the same images."""
-    header = ["PART run", "Baseline run", "Natural", "PGD-20", "MMA", "AA", "Corruptions"]
+def baseline_pairs(m: dict) -> list[tuple[str, str]]:
+    """Each PART run and the baseline it was checked against (same seed; the controls against AT seed 0)."""
+    runs = m["runs"]
+    return [(n, r["surrogate"]) for n, r in runs.items()
+            if preset(r["preset"]).part and not preset(runs[r["surrogate"]]["preset"]).part]
+
+
+def control_pairs(m: dict) -> list[tuple[str, str]]:
+    """Each control (a PART run with another recipe) and the plain PART run of its preset and seed."""
+    runs = m["runs"].values()
+    plain = {(r["preset"], r["seed"]): r["run"] for r in runs if not r.get("set")}
+    return [(r["run"], plain[(r["preset"], r["seed"])]) for r in runs
+            if r.get("set") and (r["preset"], r["seed"]) in plain]
+
+
+def difference_table(pairs: list[tuple[str, str]], by_run: dict[str, dict], header: list[str]) -> str:
+    """Run minus reference, in points, with the exact McNemar p-value where both were attacked image by image
+    on the same images. Pairs with a run not evaluated yet are left out."""
     rows = []
-    for name, r in by_run.items():
-        base = by_run.get(m["runs"][name]["surrogate"])
-        if not (r.get("part") and base is not None and not base.get("part")):
+    for name, ref in pairs:
+        r, base = by_run.get(name), by_run.get(ref)
+        if r is None or base is None:
             continue
         cells = []
         for a in ("clean", "pgd20", "mma", "aa", "corruptions"):
@@ -171,8 +185,8 @@ def pair_table(m: dict, by_run: dict[str, dict]) -> str:
                 p = mcnemar(ours["correct"], theirs["correct"])
                 text += " (p<0.001)" if p < 0.001 else f" (p={p:.2f})" if p >= 0.01 else f" (p={p:.3f})"
             cells.append(text)
-        rows.append([name, m["runs"][name]["surrogate"]] + cells)
-    return markdown((header, rows))
+        rows.append([name, ref] + cells)
+    return markdown((header + ["Natural", "PGD-20", "MMA", "AA", "Corruptions"], rows))
 
 
 def timing(m: dict, names: list[str]) -> str:
@@ -202,11 +216,13 @@ def timing(m: dict, names: list[str]) -> str:
     return markdown((header, rows)) + "\n" + markdown((ratios[0], ratios[1:]))
 
 
-def measured() -> str:
+def measured(only: list[str] | None = None) -> str:
+    """The measured block of docs/results.md, from every evaluated run on disk (or only those named)."""
     m = manifest()
-    evaluated = [n for n in m["runs"] if (ROOT / CHECKPOINTS / n / "eval").is_dir()]
+    evaluated = [n for n in m["runs"] if (ROOT / CHECKPOINTS / n / "eval").is_dir() and (only is None or n in only)]
     results = load_results([ROOT / CHECKPOINTS / n for n in evaluated])
     names = {r["checkpoint_sha256"]: Path(r["run"]).name for r in results}
+    by_run = {names[r["checkpoint_sha256"]]: r for r in results}
     missing = [n for n in m["runs"] if n not in evaluated]
     eps = ", ".join(sorted({str(r.get("eps_text")) for r in results}))
     parts = [f"L-inf eps = {eps}; {images_line(results)}.\n\n",
@@ -214,7 +230,9 @@ def measured() -> str:
              table1(results, _baselines(results)),
              "\n### Every run\n\n", per_run_table(results, names),
              "\n### PART minus its baseline, run by run (percentage points; exact McNemar p on the same images)\n\n",
-             pair_table(m, {names[r["checkpoint_sha256"]]: r for r in results}),
+             difference_table(baseline_pairs(m), by_run, ["PART run", "Baseline run"]),
+             "\n### Controls minus PART, same defense and seed (percentage points; exact McNemar p)\n\n",
+             difference_table(control_pairs(m), by_run, ["Control run", "PART run"]),
              "\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
              "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None),
              "\n### Training time\n\n", timing(m, evaluated),

@@ -74,7 +74,7 @@ def test_results_document_matches_the_shipped_files():
     reproduce = _reproduce()
     text = (REPO / "docs" / "results.md").read_text()
     block = text.split(reproduce.BEGIN + "\n", 1)[1].split(reproduce.END, 1)[0]
-    assert block == reproduce.measured(), "docs/results.md is stale: run `python scripts/reproduce.py results`"
+    assert block == reproduce.measured(SHIPPED), "docs/results.md is stale: run `python scripts/reproduce.py results`"
 
 
 def test_the_manifest_turns_into_the_commands_that_made_each_run():
@@ -90,6 +90,11 @@ def test_the_manifest_turns_into_the_commands_that_made_each_run():
     assert "--surrogate checkpoints/fmnist-trades-s0/checkpoints/epoch_0010.pt" in checks
     with pytest.raises(SystemExit):
         reproduce.main(["eval", "no-such-run"])
+    m = reproduce.manifest()
+    assert reproduce.control_pairs(m) == [("fmnist-part-shuffled-s0", "fmnist-part-s0"),
+                                          ("fmnist-part-uniform-mean-s0", "fmnist-part-s0")]
+    assert ("fmnist-part-m-s0", "fmnist-mart-s0") in reproduce.baseline_pairs(m)
+    assert all(not base.startswith("fmnist-part") for _, base in reproduce.baseline_pairs(m))
 
 
 def test_reproduce_skips_finished_runs_resumes_stopped_ones_and_waits_for_surrogates(tmp_path, monkeypatch, capsys):
