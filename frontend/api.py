@@ -69,6 +69,10 @@ class PartApi:
     def health(self) -> dict:
         return self._json("GET", "/api/health", timeout=5.0)
 
+    def theory(self, params: dict[str, float]) -> dict:
+        """Section 3.3's two-pixel model for x1, x2, w1, w2, b, y, eps1, eps2 (GET /api/theory)."""
+        return self._json("GET", "/api/theory", params=params)
+
     # -- runs and data --
     def runs(self) -> list[dict]:
         return self._json("GET", "/api/runs")

@@ -1,6 +1,6 @@
 """PART Studio dashboard: `streamlit run frontend/app.py` (the backend URL is PART_API_URL).
 
-The entry script: page config, navigation over the four pages, and one backend check so every page
+The entry script: page config, navigation over the five pages, and one backend check so every page
 shows the same banner, never a traceback, when the API is down.
 """
 
@@ -26,6 +26,7 @@ PAGES = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("views/theory.py", title="Theory", icon=":material/functions:"),
 ]
 page = st.navigation(PAGES, position="top")
 

@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-PAGES = {"explore": "", "compare": "compare", "train": "train", "evaluate": "evaluate"}
+PAGES = {"explore": "", "compare": "compare", "train": "train", "evaluate": "evaluate", "theory": "theory"}
 WIDTH = 1440
 
 
