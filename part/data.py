@@ -8,7 +8,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,9 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from part.safe_pickle import RefusedPickle, load_plain_pickle
+
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "DatasetInfo", "DatasetNotFound", "DatasetFormatError",
-    "InMemoryDataset", "ImageFileDataset", "SubsetDataset", "dataset_names", "load_dataset",
+    "InMemoryDataset", "ImageFileDataset", "SubsetDataset", "data_dir_env", "dataset_names",
+    "default_data_roots", "load_dataset",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -59,6 +62,29 @@ _DEFAULT_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
 
 def dataset_names() -> list[str]:
     return list(DATASETS)
+
+
+def data_dir_env(name: str) -> str:
+    """The environment variable naming the folder of dataset `name`: PART_CIFAR10_DIR, ..."""
+    return "PART_" + name.upper().replace("-", "_") + "_DIR"
+
+
+def default_data_roots(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The folders datasets are read from when no data_dir is given, resolved, without repeats.
+
+    The default folders (the Debian Fashion-MNIST package's) and every PART_<NAME>_DIR that is set
+    in `environ` (os.environ by default). The ./data fallback is left out: it depends on the working
+    directory.
+    """
+    environ = os.environ if environ is None else environ
+    found = list(_DEFAULT_DIRS.values()) + [environ[data_dir_env(n)] for n in DATASETS
+                                            if environ.get(data_dir_env(n))]
+    roots: list[Path] = []
+    for folder in found:
+        path = Path(folder).expanduser().resolve()
+        if path not in roots:
+            roots.append(path)
+    return roots
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +224,41 @@ def _load_fashion_mnist(root: Path, split: str) -> InMemoryDataset:
                            FASHION_MNIST_CLASSES, "fashion-mnist")
 
 
+def _read_cifar_pickle(path: Path, what: str):
+    """One CIFAR-10 python file, read without running code from it (see part.safe_pickle)."""
+    try:
+        return load_plain_pickle(path, what)
+    except RefusedPickle as e:
+        raise DatasetFormatError(str(e)) from None
+    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, ValueError, TypeError,
+            OverflowError, MemoryError) as e:
+        raise DatasetFormatError(f"{path} is not {what} ({e!r})") from e
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    d = _read_cifar_pickle(path, "a CIFAR-10 batch")
+    try:
+        data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        lab = np.asarray(d[b"labels"], dtype=np.int64).reshape(-1)
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as e:
+        raise DatasetFormatError(f"{path} is not a CIFAR-10 batch: expected a dict with b'data' "
+                                 f"[N,3072] uint8 and b'labels' ({e!r})") from e
+    if len(lab) != len(data) or (lab.size and (lab.min() < 0 or lab.max() >= 10)):
+        raise DatasetFormatError(f"{path}: {len(data)} images but {len(lab)} labels "
+                                 f"(range {lab.min(initial=0)}..{lab.max(initial=0)}; accepted 0..9)")
+    return data, lab
+
+
+def _cifar_classes(path: Path) -> list[str]:
+    meta = _read_cifar_pickle(path, "a CIFAR-10 batches.meta")
+    names = meta.get(b"label_names", CIFAR10_CLASSES) if isinstance(meta, dict) else None
+    if not isinstance(names, (list, tuple)) or len(names) != 10 or \
+            not all(isinstance(n, (bytes, str)) for n in names):
+        raise DatasetFormatError(f"{path} is not a CIFAR-10 batches.meta: expected a dict whose "
+                                 "b'label_names' lists 10 class names")
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
+
+
 def _load_cifar10(root: Path, split: str) -> InMemoryDataset:
     base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
     files = [f"data_batch_{k}" for k in range(1, 6)] if split == "train" else ["test_batch"]
@@ -208,26 +269,11 @@ def _load_cifar10(root: Path, split: str) -> InMemoryDataset:
             f"{root}/cifar-10-batches-py/data_batch_1..5, test_batch (torchvision's python layout; "
             "download cifar-10-python.tar.gz on a machine with internet and extract it there), "
             "or pass data_dir / set PART_CIFAR10_DIR")
-    images, labels = [], []
-    for f in files:
-        try:
-            with open(base / f, "rb") as fh:
-                d = pickle.load(fh, encoding="bytes")
-            data = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            lab = np.asarray(d[b"labels"], dtype=np.int64)
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as e:
-            raise DatasetFormatError(f"{base / f}: not a CIFAR-10 python batch ({e!r})") from e
-        if len(lab) != len(data):
-            raise DatasetFormatError(f"{base / f}: {len(data)} images but {len(lab)} labels")
-        images.append(data)
-        labels.append(lab)
-    classes = CIFAR10_CLASSES
-    if (base / "batches.meta").is_file():
-        with open(base / "batches.meta", "rb") as fh:
-            names = pickle.load(fh, encoding="bytes").get(b"label_names", CIFAR10_CLASSES)
-        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    return InMemoryDataset(torch.from_numpy(np.concatenate(images)),
-                           torch.from_numpy(np.concatenate(labels)), classes, "cifar10")
+    batches = [_cifar_batch(base / f) for f in files]
+    meta = base / "batches.meta"
+    classes = _cifar_classes(meta) if meta.is_file() else CIFAR10_CLASSES
+    return InMemoryDataset(torch.from_numpy(np.concatenate([x for x, _ in batches])),
+                           torch.from_numpy(np.concatenate([y for _, y in batches])), classes, "cifar10")
 
 
 def _load_svhn(root: Path, split: str) -> InMemoryDataset:
@@ -342,8 +388,7 @@ def load_dataset(name: str, split: str, data_dir: str | None = None, subset: int
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if data_dir is None:
-        env = "PART_" + key.upper().replace("-", "_") + "_DIR"
-        data_dir = os.environ.get(env) or _DEFAULT_DIRS.get(key, "data")
+        data_dir = os.environ.get(data_dir_env(key)) or _DEFAULT_DIRS.get(key, "data")
     root = Path(data_dir).expanduser()
     if key in ("tiny-imagenet", "imagefolder"):
         reader = _load_tiny_imagenet if key == "tiny-imagenet" else _load_imagefolder
