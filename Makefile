@@ -4,16 +4,29 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FMNIST := /usr/share/datasets/fashion-mnist
 STAMP := $(VENV)/.installed
+# The exact version of every package the test suite passed with; `make lock` rewrites it.
+LOCK := constraints.txt
 
-.PHONY: setup sysdeps run test test-all demo bench bench-explain serve clean
+.PHONY: setup sysdeps lock run test test-all demo bench bench-explain serve clean
 
 setup: $(STAMP) sysdeps
 
 # torch first, pinned: these builds lie on the local disk; an unpinned torch would download GBs.
-$(STAMP): pyproject.toml
+# Everything else at the versions of $(LOCK), so that a later install gets what was tested.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
+	touch $(STAMP)
+
+# Refresh the lock from the packages now in .venv (after an upgrade the full suite passed with):
+#   .venv/bin/pip install -U <package> && make test-all && make lock
+lock:
+	@test -x $(PY) || { echo "no $(VENV): run make setup first" >&2; exit 1; }
+	{ echo "# The exact versions \`make setup\` installs (pip install -c $(LOCK)): those the test suite"; \
+	  echo "# passed with, on $$($(PY) -c 'import platform; print("Python", platform.python_version())'). Rewrite with \`make lock\`."; \
+	  $(PY) -m pip freeze --all --exclude-editable | grep -v -e '^#' -e '^pip=='; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 	touch $(STAMP)
 
 # Debian packages: the default dataset, a browser for the browser test, docker-compose to validate
