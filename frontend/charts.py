@@ -16,6 +16,9 @@ PALETTE = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f", *METHOD_COLORS.values()]
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 CURVES = [("test_clean_acc", "Clean accuracy (%)", 100), ("test_pgd_acc", "PGD accuracy (%)", 100),
           ("train_loss", "Training loss", 1), ("full_eps_fraction", "Pixels at full eps (%)", 100)]
+# scheduled values, in metrics.jsonl only for runs with a schedule: (key, panel, factor, dash)
+SCHEDULES = [("eps", "Budget schedule (/255)", 255, "solid"), ("eps_low", "Budget schedule (/255)", 255, "dash"),
+             ("tau", "tau / threshold schedule", 1, "solid"), ("threshold", "tau / threshold schedule", 1, "dot")]
 
 
 def run_colors(names: Sequence[str], methods: dict[str, str] | None = None) -> dict[str, str]:
@@ -80,9 +83,13 @@ def probabilities(classes: list[str], probs: list[float], *, label: int | None, 
 
 def epoch_curves(series: list[dict], *, burn_in: dict[str, int], marked_epoch: int | None = None,
                  height: int = 520) -> go.Figure:
-    """2x2 panels over epochs: clean and PGD accuracy, loss, full-eps fraction; one colour per run."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[c[1] for c in CURVES], horizontal_spacing=0.08,
-                        vertical_spacing=0.2)
+    """2x2 panels over epochs: clean and PGD accuracy, loss, full-eps fraction; one colour per run. Runs
+    with schedules add a row: eps (solid) and eps_low (dashed) in /255, tau (solid) and threshold (dotted)."""
+    keys = {k for s in series for row in s["metrics"] for k in row}
+    extra = [c for c in SCHEDULES if c[0] in keys]
+    panels = list(dict.fromkeys(c[1] for c in extra))
+    fig = make_subplots(rows=2 + bool(panels), cols=2, subplot_titles=[c[1] for c in CURVES] + panels,
+                        horizontal_spacing=0.08, vertical_spacing=0.2 if not panels else 0.13)
     colors = run_colors([s["run"] for s in series], {s["run"]: s.get("method", "") for s in series})
     for s in series:
         epochs = [row["epoch"] for row in s["metrics"]]
@@ -92,6 +99,13 @@ def epoch_curves(series: list[dict], *, burn_in: dict[str, int], marked_epoch: i
                                      legendgroup=s["run"], showlegend=k == 0, line_color=colors[s["run"]],
                                      hovertemplate=f"{s['label']}<br>epoch %{{x}}: %{{y:.2f}}<extra>{name}</extra>"),
                           row=k // 2 + 1, col=k % 2 + 1)
+        for key, panel, factor, dash in extra:
+            if any(key in row for row in s["metrics"]):
+                ys = [row[key] * factor if row.get(key) is not None else None for row in s["metrics"]]
+                fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=s["label"], legendgroup=s["run"],
+                                         showlegend=False, line=dict(color=colors[s["run"]], dash=dash),
+                                         hovertemplate=f"{s['label']}<br>epoch %{{x}}: {key} %{{y:.4g}}<extra></extra>"),
+                              row=3, col=panels.index(panel) + 1)
     for epochs in sorted(set(burn_in.values())):
         if epochs > 0:
             fig.add_vline(x=epochs + 0.5, line_dash="dash", line_color="#888",
@@ -99,8 +113,9 @@ def epoch_curves(series: list[dict], *, burn_in: dict[str, int], marked_epoch: i
     if marked_epoch is not None:
         fig.add_vline(x=marked_epoch, line_color="rgba(120,120,120,0.25)", line_width=8)
     fig.update_xaxes(dtick=1 if _max_epoch(series) <= 20 else None)
-    fig.update_xaxes(title_text="epoch", row=2)
-    return _layout(fig, height, legend=dict(orientation="h", y=-0.12), hovermode="closest")
+    fig.update_xaxes(title_text="epoch", row=2 + bool(panels))
+    return _layout(fig, height + 260 * bool(panels), legend=dict(orientation="h", y=-0.12 + 0.04 * bool(panels)),
+                   hovermode="closest")
 
 
 def _max_epoch(series: list[dict]) -> int:

@@ -51,6 +51,12 @@ class TrainConfig:
     threshold: float = 1.0
     tau: float = 10.0
     quadrant: str = "br"
+    # per-epoch schedules (part/schedules.py): "" or constant = the value above; linear:START:END:FROM:TO,
+    # cosine:START:END:FROM:TO, step:START:EPOCH=VALUE[:...]
+    eps_schedule: str = ""
+    eps_low_schedule: str = ""
+    tau_schedule: str = ""
+    threshold_schedule: str = ""
     # optimisation
     epochs: int = 10
     batch_size: int = 128
@@ -77,7 +83,9 @@ class TrainConfig:
         from part.cam import METHODS
         from part.data import dataset_names
         from part.masks import RECIPES, QUADRANTS
+        from part.schedules import check_schedules
 
+        check_schedules(self)
         for key, accepted in CHOICES.items():
             _one_of(key, getattr(self, key), accepted)
         _one_of("dataset", self.dataset, dataset_names())

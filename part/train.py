@@ -30,6 +30,7 @@ from part.batching import random_crop_flip, sharded_batches
 from part.data import DATASETS, load_dataset
 from part.defenses import get_defense
 from part.mask_cache import MaskCache, masks_for
+from part.schedules import scheduled, values_at
 from part.masks import eps_map, mask_stats, recipe_options
 from part.precision import Precision
 from part.runs import RunDir
@@ -88,6 +89,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         self.defense = get_defense(cfg.defense)
         self.mask_cache: MaskCache | None = None
+        self.values = values_at(cfg, 1)  # eps, eps_low, tau, threshold of the epoch being trained (schedules)
         self.eval_eps = DATASETS[cfg.dataset].default_eps
         self.meta = {"model": cfg.model, "dataset": cfg.dataset, "num_classes": ds.num_classes,
                      "in_channels": ds.in_channels, "image_size": ds.image_size, "classes": list(ds.classes)}
@@ -110,8 +112,8 @@ class Trainer:
 
     def eps_map(self, cams: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        options = {k: getattr(cfg, k) for k in recipe_options(cfg.recipe)}
-        return eps_map(cams, eps=cfg.eps, eps_low=cfg.eps_low, recipe=cfg.recipe,
+        options = {k: self.values.get(k, getattr(cfg, k)) for k in recipe_options(cfg.recipe)}
+        return eps_map(cams, eps=self.values["eps"], eps_low=self.values["eps_low"], recipe=cfg.recipe,
                        channels=self.train_set.in_channels, **options)
 
     def pixel_reweighting(self, epoch: int) -> bool:
@@ -133,6 +135,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int, on_batch=None) -> dict:
         cfg = self.cfg
+        self.values = values_at(cfg, epoch)
         reweight = self.pixel_reweighting(epoch)
         gen = torch.Generator().manual_seed(_epoch_seed(cfg, epoch))
         sums = dict.fromkeys(("loss", "adv_correct", "clean_correct", "n", "full", "ratio"), 0.0)
@@ -163,10 +166,10 @@ class Trainer:
             x, cams = random_crop_flip(x, cams, generator=gen, shard_of=shard)
         x, y = self.precision.inputs(x.to(self.device)), y.to(self.device)
         if not reweight:
-            return x, y, cfg.eps
+            return x, y, self.values["eps"]
         cams = self.cams(x, y) if cams is None else cams.to(self.device)
         eps = self.eps_map(cams)
-        stats = mask_stats(eps, cfg.eps)
+        stats = mask_stats(eps, self.values["eps"])
         sums["full"] += stats["full_eps_fraction"] * len(y)
         sums["ratio"] += stats["mean_eps_ratio"] * len(y)
         return x, y, eps
@@ -272,7 +275,8 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict | None, status: 
     trainer.scheduler.step()
     status.update(epoch, n_batches, n_batches, "eval", force=True)
     t1 = time.time()
-    row = {"epoch": epoch, "phase": phase, "lr": lr, **row, **trainer.evaluate(),
+    row = {"epoch": epoch, "phase": phase, "lr": lr, **{k: trainer.values[k] for k in scheduled(cfg)}, **row,
+           **trainer.evaluate(),
            "mask_refresh_s": refresh_s, "epoch_s": epoch_s, "eval_s": time.time() - t1}
     bar.set_postfix(clean=f"{row['test_clean_acc']:.3f}", pgd=f"{row['test_pgd_acc']:.3f}")
     bar.close()

@@ -72,7 +72,9 @@ def curves(details: dict[str, dict], marked: int) -> None:
     burn_in = {rid: d["config"].get("burn_in_epochs", 0) for rid, d in details.items() if d.get("part")}
     st.plotly_chart(charts.epoch_curves(series, burn_in=burn_in, marked_epoch=marked), key="cmp-curves")
     st.caption("Clean and PGD accuracy on each run's fixed test subset, measured after every epoch; the dashed "
-               "line ends PART's burn-in (plain AT before it); the grey band is the grid's last epoch.")
+               "line ends PART's burn-in (plain AT before it); the grey band is the grid's last epoch. Runs "
+               "trained with schedules add a row with the value each epoch used: eps (solid) and eps_low (dashed) "
+               "in /255, tau (solid) and threshold (dotted).")
 
 
 def tradeoff(runs: list[dict]) -> None:

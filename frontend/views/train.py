@@ -13,6 +13,13 @@ from frontend.choices import (CAM_METHODS, DEFENSES, MODELS, PRESETS, RECIPE_HEL
 
 DEMO = dict(epochs=2, burn_in_epochs=1, subset=2000, eval_n=500)  # about a minute per epoch on a laptop CPU
 SCALES = {"demo": "CPU demo (2 epochs, 2000 images)", "preset": "the preset as published"}
+SCHEDULES = {"eps_schedule": ("eps schedule", "step:0.1:5=0.09"),
+             "eps_low_schedule": ("eps_low schedule", "linear:0.1:0.0875:4:10"),
+             "tau_schedule": ("tau schedule", "cosine:2:10:4:10"),
+             "threshold_schedule": ("threshold schedule", "linear:0.8:1:4:10")}
+SCHEDULE_HELP = ("linear:START:END:FROM:TO (START up to epoch FROM, END from TO on, a line between); "
+                 "cosine:START:END:FROM:TO (a half cosine between); step:START:EPOCH=VALUE[:EPOCH=VALUE...]; "
+                 "values like 0.1 or 7/255. tau and threshold matter only for the recipes that use them.")
 
 
 def number(text: str) -> float:
@@ -62,6 +69,7 @@ def train_form(preset: str, scale: str, datasets: list[dict],
         nproc = c4.number_input("Processes (DDP)", 1, max(1, max_nproc), 1, key=f"tr-nproc-{k}",
                                 help=f"Train in this many processes with torchrun; the backend offers {max_nproc} "
                                      "(its GPUs, else its CPU cores). The global batch stays the preset's.")
+        schedules = schedule_inputs(v, k)
         submitted = st.form_submit_button("Launch training", type="primary", icon=":material/rocket_launch:")
     if not submitted:
         return None
@@ -69,12 +77,21 @@ def train_form(preset: str, scale: str, datasets: list[dict],
         form = dict(dataset=dataset, model=model, defense=defense, part=part, cam_methods=methods, recipe=recipe,
                     eps=number(eps), eps_low=number(eps_low), burn_in_epochs=int(burn_in),
                     mask_every=int(mask_every), epochs=int(epochs), subset=int(subset), seed=int(seed),
-                    eval_n=int(eval_n))
+                    eval_n=int(eval_n), **schedules)
     except (ValueError, ZeroDivisionError):
         st.error(f"eps '{eps}' or eps_low '{eps_low}' is not a number; accepted: 0.1, 8/255, 1e-2")
         return None
-    base = PRESETS[preset]
+    base = {**dict.fromkeys(SCHEDULES, ""), **PRESETS[preset]}
     return {key: value for key, value in form.items() if value != base.get(key)}, name.strip(), int(nproc)
+
+
+def schedule_inputs(v: dict, k: str) -> dict[str, str]:
+    """A schedule per scheduled setting (empty: the constant above); the backend checks the grammar."""
+    st.markdown("**Schedules** (PART++'s curriculum): the value of each epoch; empty keeps the setting constant")
+    cols = st.columns(len(SCHEDULES))
+    return {key: col.text_input(label, v.get(key, ""), key=f"tr-{key}-{k}", placeholder=example,
+                                help=SCHEDULE_HELP).strip()
+            for col, (key, (label, example)) in zip(cols, SCHEDULES.items())}
 
 
 def launch(preset: str, overrides: dict, name: str, nproc: int) -> None:
