@@ -118,8 +118,10 @@ class PartApi:
         body = {"kind": "train", "preset": preset, "overrides": overrides, "name": name or None, "nproc": nproc}
         return self._json("POST", "/api/jobs", json=body, timeout=SLOW_S)
 
-    def submit_eval(self, run: str, epoch: int | None, attacks: str, n: int) -> dict:
-        body = {"kind": "eval", "run": run, "epoch": epoch, "attacks": attacks, "n": n}
+    def submit_eval(self, run: str, epoch: int | None, attacks: str, n: int, **options: Any) -> dict:
+        """options: corruption_files (a folder on the server); only the ones given are sent."""
+        body = {"kind": "eval", "run": run, "epoch": epoch, "attacks": attacks, "n": n,
+                **{k: v for k, v in options.items() if v is not None}}
         return self._json("POST", "/api/jobs", json=body, timeout=SLOW_S)
 
     def cancel(self, job_id: str) -> dict:

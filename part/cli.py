@@ -64,6 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="output folder (default: RUN/eval/epoch_NNNN)")
     e.add_argument("--data-dir", help="dataset folder (default: as the run was trained)")
     e.add_argument("--surrogate", help="checkpoint of a surrogate model for the transfer check")
+    e.add_argument("--corruption-files", metavar="DIR",
+                   help="with --attacks corruptions: read CIFAR-10-C / CIFAR-100-C (DIR/<corruption>.npy + labels.npy) "
+                        "or Tiny-ImageNet-C (DIR/<corruption>/<severity>/<wnid>/*.JPEG) instead of generating them")
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -175,6 +178,7 @@ def _eval(args) -> None:
     result, paths = evaluate_checkpoint(
         args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
         data_dir=args.data_dir, surrogate=args.surrogate, batch_size=args.batch_size, device=args.device,
+        corruption_files=args.corruption_files,
         seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress)
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
@@ -182,6 +186,11 @@ def _eval(args) -> None:
         ran_now = name in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
         kept = "" if ran_now else ", kept from an earlier run"
         print(f"{name:12s} {shown:>10s}  ({rec['seconds']:.1f} s{kept})")
+        if rec.get("params", {}).get("source") == "files":
+            p = rec["params"]
+            print(f"{'':12s} read from {p['root']} ({p['layout']}): found {len(p['found'])} of "
+                  f"{len(p['found']) + len(p['missing'])} corruptions" + (f"; missing: {', '.join(p['missing'])}"
+                                                                          if p["missing"] else ""))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

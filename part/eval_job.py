@@ -91,6 +91,8 @@ def _previous(path: Path, header: dict) -> dict:
     kept = dict(old.get("attacks", {}))
     if old.get("surrogate") != header["surrogate"]:
         kept.pop("checks", None)
+    if old.get("corruption_files") != header.get("corruption_files"):  # generated vs read from files
+        kept.pop("corruptions", None)
     return kept
 
 
@@ -99,12 +101,14 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         out: str | Path | None = None, data_dir: str | None = None,
                         surrogate: str | Path | None = None, batch_size: int = 128, device: str = "auto",
                         seed: int = 0, label: str | None = None, recompute: bool = False, progress: bool = False,
+                        corruption_files: str | Path | None = None,
                         callback: ProgressCallback | None = None) -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
     Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
     for that are among them are not rerun (the evaluation is deterministic) unless `recompute`, and
-    result["reused"] names them.
+    result["reused"] names them. `corruption_files`: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C
+    files that "corruptions" reads (part.corruption_files) instead of corrupting the test images.
     """
     names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
     if n < 0:
@@ -112,6 +116,10 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     ckpt_path, run_path = resolve_checkpoint(checkpoint, run, epoch)
     if surrogate is not None and not Path(surrogate).is_file():
         raise FileNotFoundError(f"surrogate checkpoint not found: {surrogate}")
+    if corruption_files is not None:
+        from part.corruption_files import detect_layout
+
+        detect_layout(corruption_files)  # a wrong folder fails before any loading
     dev = _device(device)
     model, ckpt = load_model(ckpt_path, dev)
     meta, config = ckpt["meta"], ckpt.get("config", {})
@@ -121,6 +129,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                       image_size=int(config.get("image_size", 0) or 0))
     out_dir = Path(out) if out is not None else default_out(ckpt_path, run_path)
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
+    if corruption_files is not None:
+        result["corruption_files"] = str(Path(corruption_files).resolve())
     result["attacks"] = _previous(out_dir / "eval.json", result)
     result["reused"] = [] if recompute else [a for a in names if a in result["attacks"]]
     todo = [a for a in names if a not in result["reused"]]
@@ -134,7 +144,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
                  surrogate=surrogate_model, state_dir=out_dir, seed=seed, progress=progress, callback=callback,
-                 on_result=on_result)
+                 on_result=on_result, corruption_files=corruption_files)
     else:
         write_json(out_dir / "eval.json", result, indent=None)
     from part.reports import write_reports

@@ -102,7 +102,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
              n: int = 0, batch_size: int = 128, surrogate: nn.Module | None = None,
              state_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
              callback: ProgressCallback | None = None,
-             on_result: Callable[[str, dict], None] | None = None) -> dict:
+             on_result: Callable[[str, dict], None] | None = None,
+             corruption_files: str | Path | None = None) -> dict:
     """Evaluate `model` on `data` under each attack; returns a JSON-ready dict.
 
     data: a part.data dataset, a loader of (x, y, ...) batches, or an (x, y) pair of tensors.
@@ -110,6 +111,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     state_dir: where AutoAttack keeps its resumable state (none: no resume).
     surrogate: a model for the transfer check of "checks".
     callback(event) gets per-batch progress; on_result(name, record) each finished attack.
+    corruption_files: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C files for "corruptions"
+    (part.corruption_files), read instead of corrupting the test images.
     Result: {"eps", "n", "seconds", "attacks": {name: {"accuracy", "n", "seconds", "correct", "params", ...}}}.
     """
     specs = parse_attacks(attacks)
@@ -122,7 +125,7 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     for spec in specs:
         with seeded(seed, model_device(model)):
             record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
-                                state_dir=state_dir, seed=seed, progress=tracker)
+                                state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files)
         results[spec.name] = {"kind": spec.kind, **record}
         if on_result is not None:
             on_result(spec.name, results[spec.name])
@@ -131,13 +134,21 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
 
 def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                batch_size: int, surrogate: nn.Module | None, state_dir: str | Path | None, seed: int,
-               progress: Progress) -> dict:
+               progress: Progress, corruption_files: str | Path | None = None) -> dict:
     if spec.kind == "aa":
         from part.autoattack import autoattack
 
         state = Path(state_dir) / "autoattack_state.json" if state_dir is not None else None
         return autoattack(model, x, y, eps=eps, batch_size=batch_size, state_path=state, seed=seed,
                           progress=progress)
+    if spec.kind == "corruptions" and corruption_files is not None:
+        from part.corruption_files import evaluate_corruption_files
+
+        with torch.no_grad():
+            num_classes = model(x[:1].to(model_device(model))).shape[1]
+        return evaluate_corruption_files(model, corruption_files, n=len(x), channels=x.shape[1],
+                                         size=tuple(x.shape[2:]), num_classes=num_classes, batch_size=batch_size,
+                                         progress=progress)
     if spec.kind == "corruptions":
         from part.corruptions import evaluate_corruptions
 

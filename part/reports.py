@@ -192,6 +192,18 @@ def corruption_rows(results: Sequence[dict], severity: int | None = 1, by: str =
                                           for n, h in zip(names, names_h)]
 
 
+def corruption_sources(results: Sequence[dict]) -> list[str]:
+    """Where each result's corruptions came from, when read from files: the folder, and what was found."""
+    lines = []
+    for r in results:
+        p = r.get("attacks", {}).get("corruptions", {}).get("params", {})
+        if p.get("source") == "files":
+            missing = f"; missing: {', '.join(p['missing'])}" if p.get("missing") else ""
+            lines.append(f"{r.get('label')}: corruptions read from `{p['root']}` ({p['layout']}), "
+                         f"{len(p['found'])} of {len(p['found']) + len(p.get('missing', []))} found{missing}.")
+    return lines
+
+
 def _corruption_acc(runs: Sequence[dict], name: str, severity: int | None) -> list[float]:
     out = []
     for r in runs:
@@ -238,6 +250,7 @@ def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str
     if any("corruptions" in r.get("attacks", {}) for r in results):
         parts += ["\n## Corruptions at severity 1 (accuracy %, Table 4)\n", corruption_table(results, 1),
                   "\n## Corruptions, mean over severities 1-5 (accuracy %)\n", corruption_table(results, None)]
+        parts += [f"\n{line}\n" for line in corruption_sources(results)]
     for r in results:
         if "checks" in r.get("attacks", {}):
             name = f"{r.get('label')} epoch {r.get('epoch')} ({Path(str(r.get('checkpoint'))).name})"

@@ -24,13 +24,22 @@ def new_evaluation(runs: list[dict]) -> None:
                                  help="pgd20: PGD-20 at the dataset's eps; aa: AutoAttack (slow on a CPU); "
                                       "corruptions: 19 types x 5 severities; checks: gradient-masking checklist")
         n = c4.number_input("Test images", 0, 100_000, 500, key="ev-n", help="0: the whole test set")
+        files = st.text_input("Corruption files (optional, a folder on the server)", "", key="ev-corruption-files",
+                              placeholder="/data/CIFAR-10-C",
+                              help="With the corruptions attack: read the published files instead of generating "
+                                   "them. CIFAR-10-C / CIFAR-100-C: DIR/<corruption>.npy (5 severities stacked) "
+                                   "and DIR/labels.npy; Tiny-ImageNet-C: DIR/<corruption>/<severity>/<wnid>/*.JPEG")
         submitted = st.form_submit_button("Start evaluation", type="primary", icon=":material/analytics:")
     if submitted:
         if not attacks:
             st.error("Choose at least one attack.")
             return
+        if files.strip() and "corruptions" not in attacks:
+            st.error("Corruption files are read by the corruptions attack: add it, or clear the folder.")
+            return
         with ui.shown_errors():
-            job = ui.api().submit_eval(run["id"], None if epoch == "newest" else int(epoch), ",".join(attacks), int(n))
+            job = ui.api().submit_eval(run["id"], None if epoch == "newest" else int(epoch), ",".join(attacks), int(n),
+                                       corruption_files=files.strip() or None)
             st.session_state[job_panel.WATCH] = job["id"]
             st.toast(f"Queued evaluation job {job['id']} of {run['id']}", icon=":material/analytics:")
 
