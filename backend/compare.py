@@ -20,6 +20,7 @@ from backend.errors import ApiError, bad_request
 from backend.registry import check_run_id
 from backend.schemas import CompareForm
 from part.cam import compute_cam
+from part.runs import RunFolderError
 
 MAX_RUNS, MAX_CELLS = 8, 200
 
@@ -50,7 +51,7 @@ def compare(svc: Services, form: CompareForm, data: bytes | None) -> dict[str, A
     runs = parse_runs(form.runs)
     wanted = parse_epochs(form.epochs)
     method = parse_methods(form.method)[0] if form.method is not None else None
-    first = svc.registry.model(runs[0])
+    first = svc.registry.readable_model(runs[0])  # its meta says what input the grid takes
     image = inputs.resolve(form, data, run=svc.registry.run(runs[0]), meta=first.meta,
                            datasets=svc.datasets, settings=svc.settings)
     grid = [(run_id, e) for run_id in runs for e in (wanted or svc.registry.run(run_id).epochs())]
@@ -74,14 +75,18 @@ def _cell(svc: Services, run_id: str, epoch: int, image: inputs.ModelInput, meth
     if epoch not in run.epochs():
         return {**base, "available": False, "source": "missing", "methods": methods,
                 "message": f"run '{run_id}' has no checkpoint for epoch {epoch}"}
-    stored_path = run.path / "probes" / f"epoch_{epoch:04d}.pt"
-    if position is not None and methods == own and stored_path.exists():
-        probes = run.load_probes(epoch)
-        x = run.load_probe_inputs()["x"][position].float()
-        cam = probes["cam"][position].float()
-        return {**base, "available": True, "source": "stored", "methods": methods,
-                "overlay_png": render.overlay_url(x, cam), "heatmap": render.values(cam),
-                "prediction": prediction(probes["probs"][position].float(), classes)}
+    if position is not None and methods == own and run.probes_path(epoch).exists():
+        try:
+            inputs_ = run.load_probe_inputs()
+            probes = run.load_probes(epoch, count=len(inputs_["y"]))
+        except RunFolderError as err:  # computed from the checkpoint instead, below
+            probes = None
+            base["message"] = f"stored probes unreadable ({err}); computed from the checkpoint"
+        if probes is not None:
+            x, cam = inputs_["x"][position].float(), probes["cam"][position].float()
+            return {**base, "available": True, "source": "stored", "methods": methods,
+                    "overlay_png": render.overlay_url(x, cam), "heatmap": render.values(cam),
+                    "prediction": prediction(probes["probs"][position].float(), classes)}
     try:
         loaded = svc.registry.model(run_id, epoch)
     except ApiError as err:

@@ -16,21 +16,44 @@ from backend.settings import Settings
 
 
 @dataclass
+class ModelSlots:
+    """How many explain/attack/compare requests compute at once. Counted on the event loop (one
+    thread), so a plain integer is safe; a full house answers 503 at once rather than queueing."""
+    limit: int
+    busy: int = 0
+
+
+@dataclass
 class Services:
     settings: Settings
     registry: Registry
     datasets: DatasetCache
     jobs: JobSupervisor
+    slots: ModelSlots
 
 
-def services(request: Request) -> Services:
+# async: a sync dependency would take a worker thread, the ones model work keeps busy.
+async def services(request: Request) -> Services:
     return request.app.state.services
+
+
+async def model_slot(request: Request):
+    slots: ModelSlots = request.app.state.services.slots
+    if slots.busy >= slots.limit:
+        raise ApiError(503, f"the server is computing {slots.busy} images, its limit (PART_MODEL_CONCURRENCY); "
+                            "retry in a second", headers={"Retry-After": "1"})
+    slots.busy += 1
+    try:
+        yield
+    finally:
+        slots.busy -= 1
 
 
 _bearer = HTTPBearer(auto_error=False, description="PART_TOKEN; required when the server has one")
 
 
-def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def require_token(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     token = request.app.state.services.settings.token
     if not token:
         return

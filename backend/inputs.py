@@ -10,11 +10,11 @@ from PIL import Image
 
 from backend import render, uploads
 from backend.datasets import DatasetCache
-from backend.errors import bad_request, not_found
+from backend.errors import bad_request, conflict, not_found
 from backend.schemas import ImageForm
 from backend.settings import Settings
 from part.images import to_tensor
-from part.runs import RunDir
+from part.runs import RunDir, RunFolderError
 
 SOURCES = "an uploaded `file`, a dataset sample `index` (with `dataset`, `split`), or a `probe` of the run"
 
@@ -72,13 +72,15 @@ def probe_inputs(run: RunDir) -> dict:
         return run.load_probe_inputs()
     except FileNotFoundError:
         raise not_found(f"run '{run.path.name}' has no probe images") from None
+    except RunFolderError as err:
+        raise conflict(f"the probe images of run '{run.path.name}' cannot be read: {err}") from None
 
 
 def probe_position(run: RunDir, x: torch.Tensor) -> int | None:
     """Which of the run's probe images x [1,C,S,S] is (to within rounding), or None."""
     try:
         probes = run.load_probe_inputs()["x"].float()
-    except (FileNotFoundError, KeyError, RuntimeError):
+    except (FileNotFoundError, RunFolderError):
         return None
     if probes.shape[1:] != x.shape[1:]:
         return None

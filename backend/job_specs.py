@@ -12,27 +12,95 @@ from __future__ import annotations
 
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, WithJsonSchema,
+                      create_model, model_validator)
 
 from backend.errors import ApiError, bad_request, conflict
-from backend.registry import Registry, check_run_id
+from backend.registry import RUN_ID, Registry, check_run_id
 from backend.settings import Settings
-from part.config import preset
+from part.config import CHOICES, PRESETS, RANGES, TrainConfig, parse_number, preset
 from part.distributed import max_nproc
 
-Value = Union[bool, int, float, str, list[Union[int, float, str]]]
 PART = [sys.executable, "-m", "part.cli"]  # the same interpreter and install as the server
+PIXEL_FRACTIONS = ("eps", "eps_low", "step_size")
+NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*([eE][-+]?\d+)?)?\s*$"
+
+
+def _number(name: str, low: float | None, high: float | None):
+    """A JSON number or text like "8/255", parsed by the config's own parser and bounded."""
+    def parse(value: Any) -> float:
+        number = parse_number(value)
+        if name in PIXEL_FRACTIONS and not 0 <= number <= 1:
+            raise ValueError(f"{name} is a fraction of the pixel range [0,1] (e.g. 8/255), got {number:g}")
+        if low is not None and not low <= number <= high:
+            raise ValueError(f"{name} must be >= {low:g} and <= {high:g}, got {number:g}")
+        return number
+    bounds = {"minimum": low, "maximum": high} if low is not None else {}
+    schema = {"anyOf": [{"type": "number", **bounds}, {"type": "string", "pattern": NUMBER_TEXT, "maxLength": 100}]}
+    return Annotated[float, BeforeValidator(parse), WithJsonSchema(schema)]
+
+
+def _field_type(name: str, hint: Any) -> Any:
+    """The JSON type of one TrainConfig field: numbers as JSON numbers (or text like "8/255"),
+    bounded as the config bounds them; choices as enums; lists as lists or comma-separated text."""
+    low, high = RANGES.get(name, (None, None))
+    if hint is bool:
+        return StrictBool
+    if hint is int:
+        return Annotated[StrictInt, Field(**(dict(ge=low, le=high) if low is not None else {}))]
+    if hint is float:
+        return _number(name, low, high)
+    if typing.get_origin(hint) is tuple:
+        if typing.get_args(hint)[0] is str:
+            return Union[Annotated[list[str], Field(max_length=64)], Annotated[str, Field(max_length=1000)]]
+        item = _field_type(name, typing.get_args(hint)[0])
+        return Union[Annotated[list[item], Field(max_length=64)], item]
+    if name in CHOICES:
+        return Literal[CHOICES[name]]
+    return Annotated[str, Field(max_length=4096)]
+
+
+def _known_fields(cls, data: Any) -> Any:
+    """Unknown keys and nproc get the config's own words, before field validation."""
+    if isinstance(data, dict):
+        if "nproc" in data:
+            raise ValueError("set the number of processes with the job's `nproc` field, not in overrides")
+        unknown = sorted(set(map(str, data)) - set(cls.model_fields))
+        if unknown:
+            raise ValueError(f"unknown setting {', '.join(unknown)[:200]}; accepted: {', '.join(cls.model_fields)}")
+    return data
+
+
+# The overrides a job may set: every TrainConfig field but nproc (the job's own field), typed.
+TrainOverrides = create_model(
+    "TrainOverrides", __config__=ConfigDict(extra="forbid"),
+    __validators__={"known": model_validator(mode="before")(_known_fields)},
+    **{name: (_field_type(name, hint) | None, None)
+       for name, hint in typing.get_type_hints(TrainConfig).items() if name != "nproc"})
+
+
+def _known_preset(name: str) -> str:
+    preset(name)  # the config's own message names every preset
+    return name
+
+
+Preset = Annotated[str, AfterValidator(_known_preset), WithJsonSchema({"type": "string", "enum": list(PRESETS)})]
 
 
 class TrainJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["train"]
-    preset: str = Field(description="a training preset (see `part presets`), e.g. fmnist-part")
-    overrides: dict[str, Value] = Field(default_factory=dict, description="TrainConfig fields, e.g. {\"epochs\": 2}")
-    name: str | None = Field(None, description="run id of the new run folder (default: <preset>-<time>)")
+    preset: Preset = Field(description="a training preset (see `part presets`), e.g. fmnist-part")
+    overrides: TrainOverrides = Field(default_factory=TrainOverrides,
+                                      description="TrainConfig fields, e.g. {\"epochs\": 2}; checked as the "
+                                                  "config checks them (cross-field rules such as eps_low <= eps "
+                                                  "answer 422)")
+    name: str | None = Field(None, pattern=RUN_ID.pattern + "$", description="run id of the new run folder "
+                                                                            "(default: <preset>-<time>)")
     nproc: int = Field(1, ge=1, description="training processes (DDP via torchrun): at most the GPUs of the "
                                             "server, or its CPU cores without CUDA")
 
@@ -50,7 +118,7 @@ class EvalJobRequest(BaseModel):
 JobRequest = Annotated[Union[TrainJobRequest, EvalJobRequest], Field(discriminator="kind")]
 
 
-def _text(value: Value) -> str:
+def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -58,12 +126,22 @@ def _text(value: Value) -> str:
     return str(value)
 
 
+def data_dir_inside_roots(data_dir: str, settings: Settings) -> str:
+    """The resolved `data_dir`, which must lie under one of the server's data roots."""
+    real = Path(data_dir).expanduser().resolve()
+    roots = settings.data_roots()
+    if not any(real == root or root in real.parents for root in roots):
+        raise bad_request(f"data_dir '{data_dir[:200]}' is outside this server's data folders; accepted: folders "
+                          f"under {', '.join(map(str, roots)) or 'none'} (the server's PART_DATA_DIR adds one)")
+    return str(real)
+
+
 def train_job(req: TrainJobRequest, settings: Settings, registry: Registry) -> dict[str, Any]:
-    overrides = {k: (list(v) if isinstance(v, list) else v) for k, v in req.overrides.items()}
+    overrides = req.overrides.model_dump(exclude_none=True)
     if settings.device != "auto" and "device" not in overrides:
         overrides["device"] = settings.device
-    if "nproc" in overrides:
-        raise bad_request("set the number of processes with the job's `nproc` field, not in overrides")
+    if overrides.get("data_dir"):
+        overrides["data_dir"] = data_dir_inside_roots(overrides["data_dir"], settings)
     cfg = preset(req.preset, **overrides)  # ValueError -> 422 with the config's message
     most = max_nproc(cfg.device)
     if req.nproc > most:
@@ -102,8 +180,9 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
     run_id = check_run_id(req.run)
     epoch = registry.epoch(run_id, req.epoch)
     attacks = [spec.name for spec in parse_attacks(req.attacks)]  # ValueError -> 422 naming the accepted ones
-    run_dir = registry.root / run_id
-    out = run_dir / "eval" / f"epoch_{epoch:04d}"
+    run = registry.run(run_id)
+    run_dir = run.path
+    out = run.file("eval", f"epoch_{epoch:04d}")  # RunFolderError (409) when a link leads out of the run
     argv = [*PART, "eval", "--run", str(run_dir), "--epoch", str(epoch), "--attacks", ",".join(attacks),
             "--n", str(req.n), "--out", str(out), "--no-progress"]
     if settings.device != "auto":

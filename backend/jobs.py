@@ -87,7 +87,9 @@ class JobSupervisor:
         env.update(PYTHONUNBUFFERED="1", PART_JOB_RC=str(rc_path), PART_CHECKPOINTS=str(self.settings.checkpoints))
         env.update(self._dataset_env())
         try:
-            with open(log_path, "ab") as log:
+            # O_NOFOLLOW: a log planted as a link must not make the job write elsewhere
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "ab") as log:
                 log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} attempt {job['attempts']}: "
                           f"{' '.join(job['argv'])}\n".encode())
                 log.flush()
@@ -134,7 +136,7 @@ class JobSupervisor:
         if not finished:
             return
         if job["cancel_requested"]:
-            state, message = "cancelled", "cancelled; the run keeps its last complete epoch"
+            state, message = "cancelled", _cancelled_message(job)
         elif rc == 0:
             state, message = "completed", None
         elif rc is not None and 0 < rc < 128:
@@ -227,6 +229,8 @@ class JobSupervisor:
         path = self.log_path(job_id)
         if not path.exists():
             return ""
+        if path.is_symlink() or path.resolve().parent != self.dir.resolve() / "logs":
+            raise conflict(f"the log of job {job_id} is a link out of the jobs folder; it is not served")
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - tail))
             return f.read().decode(errors="replace")
@@ -259,10 +263,29 @@ def _last_error(log: Path) -> str | None:
     return (errors or lines or [None])[-1]
 
 
+def _cancelled_message(job: dict[str, Any]) -> str:
+    """What a cancel left behind, from the run folder itself."""
+    from part.runs import RunDir, RunFolderError
+
+    if job["kind"] != "train":
+        return "cancelled; the attacks finished before the cancel are kept in eval.json"
+    try:
+        epochs = RunDir(job["out_dir"]).epochs()
+    except (OSError, RunFolderError):
+        epochs = []
+    if not epochs:
+        return "cancelled before its first epoch finished; there is no checkpoint (resume starts from the beginning)"
+    return f"cancelled; the run keeps its last complete epoch ({epochs[-1]})"
+
+
 def _mark_run(out: Path, state: str, message: str) -> None:
     """The trainer cannot record its own SIGKILL: say so in the run's status, if it still claims to run."""
     from part.runs import RunDir
 
     run = RunDir(out)
-    if run.status().get("state") == "running":
+    try:
+        running = run.status().get("state") == "running"
+    except (OSError, ValueError):
+        running = True  # a damaged status of a stopped trainer: replace it with the truth
+    if running:
         run.write_status(state=state, message=message)

@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import psutil
+
+SLACK_MS = 10  # create times read twice can differ by rounding
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None when unknown or gone."""
+    """The process's start time in milliseconds since the epoch, or None when unknown or gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return round(psutil.Process(pid).create_time() * 1000)
+    except (psutil.Error, ValueError, OverflowError):
         return None
-    fields = stat[stat.rfind(")") + 2:].split()  # the command name may hold spaces and parentheses
-    return int(fields[19]) if len(fields) > 19 else None
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].startswith("Z")
 
 
 def alive(pid: int | None, started: int | None = None) -> bool:
-    """True while `pid` runs and, when `started` is given, is the process that started then."""
-    if not pid or pid <= 0:
+    """True while `pid` runs (zombies do not count) and, when `started` is given, is the process
+    that started then."""
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = round(process.create_time() * 1000)
+    except (psutil.NoSuchProcess, ValueError, OverflowError):
         return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    if _zombie(pid):
+    except psutil.AccessDenied:
+        return True  # exists, owned by someone else
+    return started is None or abs(created - started) <= SLACK_MS
+
+
+def is_writer(pid: int | None, written_at: float | None) -> bool:
+    """Could process `pid` have written a file at `written_at` (seconds since the epoch)? Not if it
+    is gone, or if it started after that: then the pid was reused by an unrelated process."""
+    if not alive(pid):
         return False
-    if started is not None:
-        now = start_time(pid)
-        return now is None or now == started
-    return True
+    if written_at is None:
+        return True
+    created = start_time(pid)
+    return created is None or created <= written_at * 1000 + 1000

@@ -3,11 +3,14 @@
 Folders are scanned on every request, so runs written by a job or by hand appear without a restart.
 Models load lazily into a small LRU cache. CAM hooks attach to the shared module, so every use of
 a cached model holds that model's lock.
+
+A run folder that cannot be read (a damaged config, status or metrics file) is listed with state
+`broken` and the reason, and every request on it answers 409 with that reason; the others work.
+Run folders that are links, or lead outside the checkpoint root, are not runs of this server.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -17,9 +20,9 @@ from typing import Any
 import torch
 
 from backend import processes
-from backend.errors import bad_request, not_found
+from backend.errors import ApiError, bad_request, conflict, not_found
 from backend.settings import Settings
-from part.runs import RunDir, load_model
+from part.runs import RunDir, RunFolderError, load_model
 from part.train import resolve_device
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -60,15 +63,23 @@ class Registry:
     def run_ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and RUN_ID.fullmatch(p.name) and (p / "config.json").is_file())
+        return sorted(p.name for p in self.root.iterdir() if RUN_ID.fullmatch(p.name) and self._is_run(p))
 
-    def run(self, run_id: str) -> RunDir:
+    def _is_run(self, path) -> bool:
+        return not path.is_symlink() and path.is_dir() and path.resolve().parent == self.root.resolve() \
+            and (path / "config.json").is_file()
+
+    def run(self, run_id: str, *, readable: bool = True) -> RunDir:
+        """The run folder; with `readable`, a broken one is refused with 409 and the reason."""
         check_run_id(run_id)
         run = RunDir(self.root / run_id)
-        if not run.exists():
+        if not self._is_run(run.path):
             known = self.run_ids()
             raise not_found(f"no run '{run_id}'; known runs: {', '.join(known) or 'none yet'}")
+        if readable:
+            problem = broken(run)
+            if problem:
+                raise conflict(f"run '{run_id}' cannot be read: {problem}")
         return run
 
     def epoch(self, run_id: str, epoch: int | None) -> int:
@@ -83,30 +94,56 @@ class Registry:
         return epoch
 
     def summary(self, run_id: str) -> dict[str, Any]:
-        run = self.run(run_id)
-        cfg, metrics = _safe(run.config, {}), _safe(run.metrics, [])
+        run = self.run(run_id, readable=False)
+        try:
+            cfg, metrics, state = run.config(), run.metrics(), run_state(run)
+        except (RunFolderError, OSError) as err:
+            return {"id": run_id, "dataset": None, "model": None, "defense": None, "part": False, "recipe": None,
+                    "cam_methods": [], "planned_epochs": None, "epochs": _safe(run.epochs, []), "state": "broken",
+                    "latest": None, "problem": str(err)}
         return {"id": run_id, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
                 "defense": cfg.get("defense"), "part": bool(cfg.get("part")), "recipe": cfg.get("recipe"),
                 "cam_methods": list(cfg.get("cam_methods") or []), "planned_epochs": cfg.get("epochs"),
-                "epochs": run.epochs(), "state": run_state(run), "latest": metrics[-1] if metrics else None}
+                "epochs": run.epochs(), "state": state, "latest": metrics[-1] if metrics else None, "problem": None}
 
     def runs(self) -> list[dict[str, Any]]:
         out = []
         for run_id in self.run_ids():
             try:
                 out.append(self.summary(run_id))
-            except Exception:  # a folder being written or removed right now: skip it this time
+            except (ApiError, OSError):  # a folder removed right now: gone from this listing
                 continue
         return out
 
     def detail(self, run_id: str) -> dict[str, Any]:
         run = self.run(run_id)
-        probes = _safe(run.load_probe_inputs, None)
-        return {**self.summary(run_id), "config": _safe(run.config, {}), "status": run.status(),
-                "metrics": _safe(run.metrics, []), "evaluations": evaluations(run),
-                "probe_count": 0 if probes is None else len(probes["y"])}
+        problems = []
+        try:
+            probe_count = len(run.load_probe_inputs()["y"]) if run.has_probe_inputs() else 0
+        except (RunFolderError, OSError) as err:
+            probe_count = 0
+            problems.append(f"probe images: {err}")
+        reports = []
+        for name, report, problem in run.eval_reports():
+            if report is None:
+                problems.append(f"evaluation {name}: {problem}")
+            else:
+                reports.append({"name": name, **_without_per_image(report)})
+        return {**self.summary(run_id), "config": run.config(), "status": run.status(), "metrics": run.metrics(),
+                "evaluations": reports, "probe_count": probe_count, "problems": problems}
 
     # -- models --
+    def readable_model(self, run_id: str) -> LoadedModel:
+        """The newest checkpoint of the run that loads (the newest one's error when none does)."""
+        epochs = self.run(run_id).epochs()
+        first_error = None
+        for epoch in reversed(epochs):
+            try:
+                return self.model(run_id, epoch)
+            except ApiError as err:
+                first_error = first_error or err
+        raise first_error or not_found(f"run '{run_id}' has no checkpoints yet; wait for its first epoch to finish")
+
     def model(self, run_id: str, epoch: int | None = None) -> LoadedModel:
         epoch = self.epoch(run_id, epoch)
         path = self.run(run_id).checkpoint_path(epoch)
@@ -118,9 +155,9 @@ class Registry:
                 self._models.move_to_end(key)
                 return cached
             try:
-                model, ckpt = load_model(path, self.device)
-            except (RuntimeError, KeyError, ValueError, OSError) as err:
-                raise bad_request(f"checkpoint {path.name} of run '{run_id}' cannot be loaded: {err}") from None
+                model, ckpt = load_model(self.run(run_id).file("checkpoints", path.name), self.device)
+            except (RunFolderError, OSError) as err:
+                raise conflict(f"checkpoint {run_id}/epoch {epoch} cannot be read: {err}") from None
             loaded = LoadedModel(run_id, epoch, model, ckpt["meta"], ckpt.get("config", {}), stamp)
             self._models[key] = loaded
             while len(self._models) > self.capacity:
@@ -128,25 +165,27 @@ class Registry:
             return loaded
 
 
+def broken(run: RunDir) -> str | None:
+    """Why the run's own files (config, status, metrics) cannot be read, or None."""
+    try:
+        run.config()
+        run.status()
+        run.metrics()
+    except (RunFolderError, OSError) as err:
+        return str(err)
+    return None
+
+
 def run_state(run: RunDir) -> str:
-    """The status file's state, except that a 'running' run whose process is gone was interrupted."""
+    """The status file's state, except that a 'running' run whose writer is gone was interrupted.
+
+    The writer is gone when its pid is free, or taken by a process that started after the status
+    was last written (a pid reused since)."""
     status = run.status()
     state = status.get("state") or ("completed" if run.epochs() else "queued")
-    if state == "running" and status.get("pid") and not processes.alive(status["pid"]):
+    if state == "running" and status.get("pid") and not processes.is_writer(status["pid"], status.get("updated_at")):
         return "interrupted"
     return state
-
-
-def evaluations(run: RunDir) -> list[dict[str, Any]]:
-    """The evaluation reports of a run: RUN/eval/<name>/eval.json, written by `part eval`."""
-    reports = []
-    for path in sorted((run.path / "eval").glob("*/eval.json")):
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        reports.append({"name": path.parent.name, **_without_per_image(report)})
-    return reports
 
 
 def _without_per_image(value: Any) -> Any:
@@ -161,7 +200,7 @@ def _without_per_image(value: Any) -> Any:
 def _safe(read, default):
     try:
         return read()
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError):
         return default
 
 

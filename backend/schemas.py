@@ -161,8 +161,10 @@ class RunSummary(BaseModel):
     cam_methods: list[str]
     planned_epochs: int | None
     epochs: list[int] = Field(description="epochs with a checkpoint")
-    state: str
+    state: str = Field(description="queued, running, completed, failed, interrupted, cancelled, or broken "
+                                   "(a file of the run folder cannot be read: see `problem`)")
     latest: dict[str, Any] | None = Field(description="the newest metrics row")
+    problem: str | None = Field(None, description="why a broken run cannot be read")
 
 
 class RunDetail(RunSummary):
@@ -171,6 +173,7 @@ class RunDetail(RunSummary):
     metrics: list[dict[str, Any]]
     evaluations: list[dict[str, Any]] = Field(description="RUN/eval/<name>/eval.json reports")
     probe_count: int
+    problems: list[str] = Field([], description="files of the run that cannot be read (left out above)")
 
 
 class Sample(BaseModel):
@@ -224,3 +227,5 @@ class Health(BaseModel):
     runs: int
     jobs: dict[str, int]
     auth: bool
+    model_requests: int = Field(description="explain/attack/compare requests computing now")
+    model_concurrency: int = Field(description="the most computed at once; more get 503 with Retry-After")

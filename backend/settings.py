@@ -10,6 +10,8 @@
     PART_MAX_UPLOAD_BYTES   upload size limit (default 10 MiB)
     PART_MAX_UPLOAD_PIXELS  decoded size limit, width x height (default 25 million)
     PART_JOB_CONCURRENCY    training/evaluation processes at once (default 1)
+    PART_MODEL_CONCURRENCY  explain/attack/compare requests computed at once (default 4); more
+                            get 503 with Retry-After at once instead of waiting in a queue
     PART_MODEL_CACHE        loaded checkpoints kept in memory (default 16)
     PART_TORCH_THREADS      intra-op threads for API inference (default 0: torch's choice)
 """
@@ -37,6 +39,7 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_pixels: int = 25_000_000
     job_concurrency: int = 1
+    model_concurrency: int = 4
     model_cache: int = 16
     torch_threads: int = 0
     job_poll_s: float = 0.5  # how often the job supervisor looks at processes and the queue
@@ -50,13 +53,20 @@ class Settings:
             raise ValueError(f"PART_DEVICE '{self.device}' is not accepted; accepted: auto, cpu, cuda")
         if not 0 < self.port < 65536:
             raise ValueError(f"port {self.port} is out of range; accepted: 1..65535")
-        for name in ("max_upload_bytes", "max_upload_pixels", "job_concurrency", "model_cache"):
+        for name in ("max_upload_bytes", "max_upload_pixels", "job_concurrency", "model_concurrency", "model_cache"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.token and not is_loopback(self.host):
             raise ValueError(f"host {self.host} is reachable from other machines; set PART_TOKEN "
                              "(a bearer token) or bind to 127.0.0.1")
         return self
+
+    def data_roots(self) -> list[Path]:
+        """The folders a job may read datasets from: PART_DATA_DIR and the default dataset locations."""
+        from part.data import default_data_roots
+
+        roots = ([self.data_dir] if self.data_dir is not None else []) + default_data_roots()
+        return list(dict.fromkeys(roots))
 
     def dataset_dir(self, name: str) -> str | None:
         """The folder for dataset `name` under data_dir, if there is one; else None (part.data decides)."""
@@ -69,9 +79,11 @@ def is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
+    return (mapped or address).is_loopback
 
 
 _ENV = {  # environment variable -> (field, parser)
@@ -84,6 +96,7 @@ _ENV = {  # environment variable -> (field, parser)
     "PART_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
     "PART_MAX_UPLOAD_PIXELS": ("max_upload_pixels", int),
     "PART_JOB_CONCURRENCY": ("job_concurrency", int),
+    "PART_MODEL_CONCURRENCY": ("model_concurrency", int),
     "PART_MODEL_CACHE": ("model_cache", int),
     "PART_TORCH_THREADS": ("torch_threads", int),
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Any
@@ -19,7 +21,21 @@ CHOICES = {
     "optimizer": ("sgd", "adam"),
     "augment": ("none", "crop-flip"),
     "device": ("auto", "cpu", "cuda"),
-    "amp": ("off", "bf16", "fp16"),
+    "amp": ("auto", "off", "bf16", "fp16"),
+}
+
+MAX_NUMBER_CHARS = 100
+MAX_INT = 2**63
+
+# Bounds of every number a config accepts (tuples: of each item): generous for real work, and a
+# typo like epochs=1e9 or eps=80 is refused before a process starts.
+RANGES = {
+    "subset": (0, 100_000_000), "image_size": (0, 4096), "burn_in_epochs": (0, 100_000), "mask_every": (0, 100_000),
+    "eval_n": (0, 100_000_000), "eval_steps": (0, 10_000), "probe_count": (0, 1000), "attack_steps": (0, 10_000),
+    "epochs": (1, 100_000), "batch_size": (1, 1_000_000), "nproc": (1, 4096), "seed": (0, 2**32 - 1),
+    "eps": (0, 1), "eps_low": (0, 1), "step_size": (0, 1), "lr": (0, 100), "weight_decay": (0, 100),
+    "beta": (0, 1e6), "momentum": (0, 1), "tau": (0, 1e6), "threshold": (0, 1e6), "lr_gamma": (0, 100),
+    "lr_milestones": (0, 100_000), "cam_weights": (0, 1e6),
 }
 
 
@@ -75,7 +91,7 @@ class TrainConfig:
     # scale-out (part/distributed.py, part/precision.py)
     nproc: int = 1  # training processes (DDP under torchrun); the saved config records the world it ran in
     sync_bn: bool = True  # with nproc > 1: BatchNorm statistics over the global batch, as in one process
-    amp: str = "off"  # autocast dtype on CUDA: off, bf16, fp16 (ignored on CPU)
+    amp: str = "off"  # autocast: auto (bf16 where native, else off), off (float32), bf16, fp16 (CUDA only)
     channels_last: bool = False  # NHWC memory format on CUDA (ignored on CPU)
 
     def validate(self) -> "TrainConfig":
@@ -98,16 +114,14 @@ class TrainConfig:
             raise ValueError("cam_methods must name at least one CAM method")
         if self.cam_weights and len(self.cam_weights) != len(self.cam_methods):
             raise ValueError(f"cam_weights has {len(self.cam_weights)} values for {len(self.cam_methods)} cam_methods")
-        for key in ("subset", "image_size", "burn_in_epochs", "mask_every", "eval_n", "probe_count", "attack_steps"):
-            _at_least(key, getattr(self, key), 0)
-        for key in ("epochs", "batch_size", "nproc"):
-            _at_least(key, getattr(self, key), 1)
-        for key in ("eps", "eps_low", "step_size", "lr", "weight_decay", "beta", "momentum", "tau"):
-            _at_least(key, getattr(self, key), 0)
-        if self.eps_low > self.eps:
-            raise ValueError(f"eps_low ({self.eps_low:g}) must not exceed eps ({self.eps:g})")
         if self.eps > 1:
             raise ValueError(f"eps is a fraction of the pixel range [0,1] (e.g. 8/255), got {self.eps:g}")
+        for key, (low, high) in RANGES.items():
+            values = getattr(self, key)
+            for value in values if isinstance(values, tuple) else (values,):
+                _in_range(key, value, low, high)
+        if self.eps_low > self.eps:
+            raise ValueError(f"eps_low ({self.eps_low:g}) must not exceed eps ({self.eps:g})")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +133,7 @@ class TrainConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown setting {', '.join(unknown)}; accepted: {', '.join(known)}")
-        return cls(**{k: _coerce(known[k], v) for k, v in data.items()}).validate()
+        return cls(**{k: _coerce(k, v) for k, v in data.items()}).validate()
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
@@ -130,48 +144,80 @@ def _one_of(key: str, value: Any, accepted) -> None:
         raise ValueError(f"{key} '{value}' is not accepted; accepted: {', '.join(map(str, accepted))}")
 
 
-def _at_least(key: str, value: float, low: float) -> None:
-    if value < low:
-        raise ValueError(f"{key} must be >= {low}, got {value}")
+def _in_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{key} must be >= {low} and <= {high}, got {value}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_number(text: str | float | int, kind: type = float) -> float | int:
-    """A number from '0.03', '8/255' or '1e-3'; ints must be whole."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected a number, got {text}")
-    if isinstance(text, (int, float)):
-        value = text
-    else:
+    """A finite number from '0.03', '8/255', '1e-3' or a JSON number; ints must be whole.
+
+    The one parser of numbers from people: CLI flags, `--set`, job overrides and API forms."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise ValueError(f"expected a number, got {_shown(text)} (accepted: 0.03, 8/255, 1e-3)")
+    value: float | int = text
+    if isinstance(text, str):
+        stripped = text.strip()
+        if len(stripped) > MAX_NUMBER_CHARS:
+            raise ValueError(f"'{stripped[:20]}...' has {len(stripped)} characters; a number has at most "
+                             f"{MAX_NUMBER_CHARS} (accepted: 0.03, 8/255, 1e-3)")
         try:
-            value = float(Fraction(text.strip())) if "/" in text else float(text)
-        except (ValueError, ZeroDivisionError):
+            value = float(Fraction(stripped)) if "/" in stripped else float(stripped)
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise ValueError(f"'{text}' is not a number (accepted: 0.03, 8/255, 1e-3)") from None
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"{_shown(text)} is too large; numbers are at most {MAX_INT:.3g} in size")
+        return int(value) if kind is int else float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{_shown(text)} is not a finite number (accepted: 0.03, 8/255, 1e-3)")
     if kind is int:
-        if float(value) != int(value):
-            raise ValueError(f"'{text}' is not a whole number")
+        if not value.is_integer() or abs(value) > MAX_INT:
+            raise ValueError(f"{_shown(text)} is not a whole number")
         return int(value)
     return float(value)
 
 
-def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
+def _coerce(name: str, value: Any) -> Any:
+    """`value` (text from the command line or a JSON value from an API request) as field `name`'s type."""
+    hint = typing.get_type_hints(TrainConfig)[name]
     try:
-        if kind == "bool":
+        if hint is bool:
             return _parse_bool(value)
-        if kind in ("int", "float"):
-            return parse_number(value, int if kind == "int" else float)
-        if kind.startswith("tuple"):
-            items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-            item_kind = {"str": str, "int": int, "float": float}[kind[len("tuple["):].split(",")[0]]
-            return tuple(item.strip() if item_kind is str else parse_number(item, item_kind) for item in items)
-        return str(value)
+        if hint in (int, float):
+            return parse_number(value, hint)
+        if typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            if isinstance(value, str):
+                items = [v for v in value.split(",") if v.strip()]
+            elif isinstance(value, (list, tuple)):
+                items = list(value)
+            elif item is not str and isinstance(value, (int, float)) and not isinstance(value, bool):
+                items = [value]
+            else:
+                raise ValueError(f"expected a list or comma-separated text, got {_shown(value)}")
+            if item is str:
+                if not all(isinstance(v, str) for v in items):
+                    raise ValueError(f"expected names, got {_shown(value)}")
+                return tuple(v.strip() for v in items)
+            return tuple(parse_number(v, item) for v in items)
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {_shown(value)}")
+        return value
     except ValueError as err:
-        raise ValueError(f"{f.name}: {err}") from None
+        raise ValueError(f"{name}: {err}") from None
 
 
 def _parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if not isinstance(value, (str, int)):
+        raise ValueError(f"{_shown(value)} is not a boolean (accepted: true, false, 1, 0, yes, no, on, off)")
     text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True

@@ -11,11 +11,17 @@
 
 Every file is replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file and a killed trainer leaves the last complete epoch behind.
+
+Reading is defensive, because run folders are also written by hand, copied and damaged: a file
+that exists but cannot be read (bad JSON, the wrong shape, a pickle where tensors belong, a link
+that leaves the folder) raises RunFolderError naming the file and what was expected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import re
 import tempfile
@@ -26,6 +32,10 @@ from typing import Any
 import torch
 
 STATES = ("queued", "running", "completed", "failed", "interrupted", "cancelled")
+
+
+class RunFolderError(ValueError):
+    """A file of a run folder exists but cannot be read as what it should hold."""
 
 
 def _atomic(path: Path, write) -> None:
@@ -51,14 +61,44 @@ def save_torch(path: Path, data: Any) -> None:
 
 
 def load_torch(path: Path) -> Any:
+    """Tensors and plain containers only (weights_only): a file that holds code or garbage is refused."""
     if not Path(path).exists():
         raise FileNotFoundError(f"no such file: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, ...: the file is not a tensor file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunFolderError(f"{Path(path).name} is not a readable tensor file ({first[:200]})") from None
+
+
+def _tensor(data: dict, key: str, name: str, dims: int) -> torch.Tensor:
+    value = data.get(key)
+    if not isinstance(value, torch.Tensor) or value.dim() != dims:
+        got = type(value).__name__ if not isinstance(value, torch.Tensor) else f"a {value.dim()}-d tensor"
+        raise RunFolderError(f"{name}: '{key}' should be a {dims}-d tensor, got {got}")
+    return value
 
 
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+
+    def file(self, *parts: str) -> Path:
+        """RUN/<parts>, refused when a link takes it outside the run folder."""
+        path = self.path.joinpath(*parts)
+        real, home = path.resolve(), self.path.resolve()  # links anywhere along the path are followed
+        if real != home and home not in real.parents:
+            raise RunFolderError(f"{'/'.join(parts)} of run {self.path.name} points outside the run folder")
+        return path
+
+    def _json(self, *parts: str) -> Any:
+        path = self.file(*parts)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RunFolderError(f"{'/'.join(parts)} is not valid JSON ({err})") from None
 
     # -- config and status --
     @property
@@ -69,30 +109,78 @@ class RunDir:
         return self.config_path.exists()
 
     def config(self) -> dict[str, Any]:
+        """The saved TrainConfig as a dict, checked field by field (unknown, newer fields are kept)."""
         if not self.exists():
             raise FileNotFoundError(f"{self.path} is not a run folder: {self.config_path} is missing")
-        return json.loads(self.config_path.read_text())
+        data = self._json("config.json")
+        if not isinstance(data, dict):
+            raise RunFolderError(f"config.json holds {_kind(data)}; expected a JSON object (a TrainConfig)")
+        from part.config import TrainConfig
+
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        try:
+            TrainConfig.from_dict({k: v for k, v in data.items() if k in known})
+        except (ValueError, TypeError) as err:
+            raise RunFolderError(f"config.json is not a valid training config: {err}") from None
+        return data
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)
 
     def status(self) -> dict[str, Any]:
+        """status.json ({} before the trainer wrote one), checked: a state, a plausible pid, numbers."""
         try:
-            return json.loads((self.path / "status.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            data = self._json("status.json")
+        except FileNotFoundError:
             return {}
+        if not isinstance(data, dict):
+            raise RunFolderError(f"status.json holds {_kind(data)}; expected a JSON object")
+        if data.get("state") is not None and data["state"] not in STATES:
+            raise RunFolderError(f"status.json: state '{str(data['state'])[:40]}' is not one of {', '.join(STATES)}")
+        pid = data.get("pid")
+        if pid is not None and not (type(pid) is int and pid > 0):  # too large a pid is no process: interrupted
+            raise RunFolderError(f"status.json: pid {str(pid)[:40]!r} is not a process id (a whole number >= 1)")
+        for key in ("epoch", "epochs", "batch", "batches", "progress", "eta_s", "updated_at", "pid_started_at"):
+            value = data.get(key)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value)):
+                raise RunFolderError(f"status.json: {key} {str(value)[:40]!r} is not a number")
+        return data
 
     def write_status(self, **fields: Any) -> None:
-        status = {**self.status(), **fields, "updated_at": time.time()}
-        write_json(self.path / "status.json", status)
+        """Merge `fields` into status.json. A new state clears the old state's message and phase."""
+        try:
+            old = self.status()
+        except RunFolderError:
+            old = {}  # the writer owns this file: a damaged one is replaced
+        if "state" in fields and fields["state"] != old.get("state"):
+            old = {k: v for k, v in old.items() if k not in ("message",)}
+        status = {**old, **fields, "updated_at": time.time()}
+        write_json(self.path / "status.json", {k: v for k, v in status.items() if v is not None or k == "eta_s"})
 
     # -- metrics --
     def metrics(self) -> list[dict[str, Any]]:
-        path = self.path / "metrics.jsonl"
+        """One object per finished epoch, each with a whole-number `epoch`."""
+        path = self.file("metrics.jsonl")
         if not path.exists():
             return []
-        lines = path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunFolderError(f"metrics.jsonl cannot be read ({err})") from None
+        rows = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RunFolderError(f"metrics.jsonl line {number} is not valid JSON ({err})") from None
+            if not isinstance(row, dict) or type(row.get("epoch")) is not int:
+                raise RunFolderError(f"metrics.jsonl line {number} is {_kind(row)}; expected an object "
+                                     "with a whole-number 'epoch'")
+            rows.append(row)
+        return rows
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         rows = [r for r in self.metrics() if r["epoch"] < row["epoch"]] + [row]
@@ -127,7 +215,8 @@ class RunDir:
         return self.checkpoint_path(epoch)
 
     def load_checkpoint(self, epoch: int | None = None) -> dict[str, Any]:
-        return load_torch(self.existing_checkpoint(epoch))
+        path = self.existing_checkpoint(epoch)
+        return load_torch(self.file("checkpoints", path.name))
 
     # -- resume state, mask cache, probes --
     def save_train_state(self, state: dict) -> None:
@@ -147,24 +236,99 @@ class RunDir:
     def save_probe_inputs(self, data: dict) -> None:
         save_torch(self.path / "probes" / "inputs.pt", data)
 
+    def has_probe_inputs(self) -> bool:
+        return (self.path / "probes" / "inputs.pt").exists()
+
     def load_probe_inputs(self) -> dict:
-        return load_torch(self.path / "probes" / "inputs.pt")
+        """{'x': [N,C,H,W], 'y': [N], 'index': [N], 'classes'?}, checked to agree."""
+        name = "probes/inputs.pt"
+        data = load_torch(self.file("probes", "inputs.pt"))
+        if not isinstance(data, dict):
+            raise RunFolderError(f"{name} holds {_kind(data)}; expected a dict of tensors x, y, index")
+        x, y, index = _tensor(data, "x", name, 4), _tensor(data, "y", name, 1), _tensor(data, "index", name, 1)
+        if not (len(x) == len(y) == len(index)):
+            raise RunFolderError(f"{name}: x, y and index hold {len(x)}, {len(y)} and {len(index)} images")
+        return data
+
+    def probes_path(self, epoch: int) -> Path:
+        return self.path / "probes" / f"epoch_{epoch:04d}.pt"
 
     def save_probes(self, epoch: int, data: dict) -> None:
-        save_torch(self.path / "probes" / f"epoch_{epoch:04d}.pt", data)
+        save_torch(self.probes_path(epoch), data)
 
-    def load_probes(self, epoch: int) -> dict:
-        return load_torch(self.path / "probes" / f"epoch_{epoch:04d}.pt")
+    def load_probes(self, epoch: int, count: int | None = None) -> dict:
+        """{'cam': [N,H,W], 'probs': [N,K], ...} of one epoch; `count` = the number of probe images."""
+        name = f"probes/{self.probes_path(epoch).name}"
+        data = load_torch(self.file("probes", self.probes_path(epoch).name))
+        if not isinstance(data, dict):
+            raise RunFolderError(f"{name} holds {_kind(data)}; expected a dict of tensors cam, probs")
+        cam, probs = _tensor(data, "cam", name, 3), _tensor(data, "probs", name, 2)
+        if len(cam) != len(probs) or (count is not None and len(cam) != count):
+            raise RunFolderError(f"{name} holds {len(cam)} CAMs and {len(probs)} predictions for "
+                                 f"{count if count is not None else len(cam)} probe images")
+        return data
+
+    # -- evaluation reports --
+    def eval_reports(self) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+        """(name, report, problem) for every RUN/eval/<name>/eval.json; a report that cannot be read
+        comes with report None and the reason."""
+        out = []
+        for path in sorted((self.path / "eval").glob("*/eval.json")):
+            name = path.parent.name
+            try:
+                report = self._json("eval", name, "eval.json")
+                if not isinstance(report, dict):
+                    raise RunFolderError(f"eval/{name}/eval.json holds {_kind(report)}; expected a JSON object")
+                out.append((name, report, None))
+            except (RunFolderError, OSError) as err:
+                out.append((name, None, str(err)))
+        return out
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def check_meta(meta: Any) -> dict[str, Any]:
+    """A checkpoint's meta: the model's name, classes, channels and image size, each checked."""
+    from models import model_names
+
+    if not isinstance(meta, dict):
+        raise RunFolderError(f"meta is {_kind(meta)}; expected an object with model, num_classes, in_channels")
+    if meta.get("model") not in model_names():
+        raise RunFolderError(f"meta.model {str(meta.get('model'))[:40]!r} is not a known model; "
+                             f"accepted: {', '.join(model_names())}")
+    if not isinstance(meta.get("dataset"), str):
+        raise RunFolderError(f"meta.dataset {str(meta.get('dataset'))[:40]!r} is not a dataset name")
+    for key, low, high in (("num_classes", 2, 100_000), ("in_channels", 1, 4), ("image_size", 1, 4096)):
+        value = meta.get(key)
+        if type(value) is not int or not low <= value <= high:
+            raise RunFolderError(f"meta.{key} {str(value)[:40]!r} is not a whole number in {low}..{high}")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)
+                                    and len(classes) == meta["num_classes"]):
+        raise RunFolderError(f"meta.classes should list {meta['num_classes']} class names, got {str(classes)[:60]}")
+    return meta
 
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu"):
-    """A model in eval mode and its checkpoint dict (config, meta, epoch) from a checkpoint file."""
+    """A model in eval mode and its checkpoint dict (config, meta, epoch) from a checkpoint file.
+
+    Anything that is not a PART Studio checkpoint of a known model raises RunFolderError."""
     from models import create_model
 
+    name = Path(checkpoint).name
     ckpt = load_torch(checkpoint)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "meta" not in ckpt:
-        raise ValueError(f"{checkpoint} is not a PART Studio checkpoint (expected keys model, meta, config)")
-    meta = ckpt["meta"]
-    model = create_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
-    model.load_state_dict(ckpt["model"])
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict) or "meta" not in ckpt:
+        raise RunFolderError(f"{name} is not a PART Studio checkpoint (expected a dict with model weights and meta)")
+    try:
+        meta = check_meta(ckpt["meta"])
+        model = create_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta["in_channels"])
+        model.load_state_dict(ckpt["model"])
+    except RunFolderError as err:
+        raise RunFolderError(f"{name}: {err}") from None
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise RunFolderError(f"{name}: the weights do not fit model {meta['model']} ({first})") from None
     return model.to(device).eval(), ckpt

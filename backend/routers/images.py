@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form
 
 from backend import adversarial, compare, explain
-from backend.deps import Services, services
+from backend.deps import Services, model_slot, services
 from backend.schemas import (AttackForm, AttackResponse, CompareForm, CompareResponse, ExplainForm,
                              ExplainResponse, ImageForm)
 
-router = APIRouter(prefix="/api", tags=["images"])
+router = APIRouter(prefix="/api", tags=["images"], dependencies=[Depends(model_slot)])
 
 
 def upload_bytes(form: ImageForm, svc: Services) -> bytes | None:

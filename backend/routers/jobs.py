@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -28,9 +29,9 @@ def _id(job_id: str) -> str:
 
 
 @router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job")
-def submit(req: job_specs.JobRequest = Body(openapi_examples={
+def submit(req: Annotated[job_specs.JobRequest, Body(openapi_examples={
         "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 2000}}},
-        "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}}),
+        "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})],
         svc: Services = Depends(services)):
     build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
     return svc.jobs.submit(build(req, svc.settings, svc.registry))

@@ -23,8 +23,16 @@ def test_health_is_open_and_everything_else_needs_the_token(guarded):
     assert right.status_code == 200 and len(right.json()) == 2
 
 
-def test_the_schema_declares_the_bearer_scheme(guarded):
-    schema = guarded.get("/openapi.json").json()
+def test_the_docs_need_the_token_too(guarded, client):
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert guarded.get(path).status_code == 401, path
+        assert guarded.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200, path
+        assert client.get(path).status_code == 200, path  # no token set: this machine may read them
+
+
+def test_the_schema_declares_the_bearer_scheme_only_with_a_token(guarded, client):
+    assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
+    schema = guarded.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).json()
     assert any(s.get("scheme") == "bearer" for s in schema["components"]["securitySchemes"].values())
     assert {"/api/health", "/api/runs", "/api/explain", "/api/attack", "/api/compare", "/api/jobs",
             "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/resume"} <= set(schema["paths"])
