@@ -6,7 +6,9 @@ ICML 2022 (MMA); Zhang et al., ICML 2024 (PART: the budget `eps` may be a per-pi
 
 Inputs are in [0,1]. `eps` is a float or a tensor broadcastable to x; the attack keeps
 |x_adv - x| <= eps elementwise and x_adv in [0,1]. Attacks run the model in eval mode and restore
-its mode; gradients are taken with respect to the input only.
+its mode; gradients are taken with respect to the input only. Under autocast (part/precision.py) the
+model's forward runs in bf16/fp16 while the input, its gradient, the budget, the sign step and the
+projection stay float32, and every loss sees float32 logits.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def uniform_start(x: torch.Tensor, b: torch.Tensor, lo: torch.Tensor, hi: torch.
     return torch.clamp(x + (torch.rand_like(x) * 2 - 1) * b, lo, hi)
 
 
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's output, in float32 when autocast computed it in bf16/fp16 (float64 is kept)."""
+    out = model(x)
+    return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out
+
+
 def _input_grad(objective: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     (grad,) = torch.autograd.grad(objective, x_adv)
     return grad
@@ -65,12 +73,12 @@ def pgd(
     b = budget(eps, x)
     x = x.detach()
     with eval_mode(model), torch.enable_grad():
-        clean = F.softmax(model(x), 1).detach() if loss == "kl" else None
+        clean = F.softmax(_logits(model, x), 1).detach() if loss == "kl" else None
         lo, hi = box(x, b)
         x_adv = uniform_start(x, b, lo, hi) if random_start else x.clone()
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            logits = model(x_adv)
+            logits = _logits(model, x_adv)
             if loss == "ce":
                 objective = F.cross_entropy(logits, y, reduction="sum")
             else:
@@ -110,7 +118,7 @@ def mma(
     b = budget(eps, x)
     x = x.detach()
     with eval_mode(model), torch.enable_grad():
-        logits = model(x)
+        logits = _logits(model, x)
         k = min(k, logits.shape[1] - 1)
         targets = _top_wrong(logits, y, k).t().reshape(-1)  # target j of image i at row j*B + i
         lo, hi = box(x, b)
@@ -119,9 +127,9 @@ def mma(
         ys, x_adv, lo, hi = y.repeat(k), start.repeat(rep), lo.repeat(rep), hi.repeat(rep)
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            objective = _margin(model(x_adv), ys, targets).clamp(max=kappa).sum()
+            objective = _margin(_logits(model, x_adv), ys, targets).clamp(max=kappa).sum()
             x_adv = torch.clamp(x_adv.detach() + step_size * _input_grad(objective, x_adv).sign(), lo, hi)
         with torch.no_grad():
-            margins = _margin(model(x_adv), ys, targets).view(k, -1)
+            margins = _margin(_logits(model, x_adv), ys, targets).view(k, -1)
     best = margins.argmax(0)  # [B]
     return x_adv.view(k, *x.shape)[best, torch.arange(x.shape[0])].detach()

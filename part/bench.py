@@ -1,4 +1,5 @@
-"""`part bench`: PART's training overhead over AT, and the native CAM path against pytorch-grad-cam.
+"""`part bench`: PART's training overhead over AT, bf16 autocast against float32 (AT and PART epochs, the
+mask refresh included), and the native CAM path against pytorch-grad-cam.
 
 All timings are taken in one process on the same model and data, interleaved, and reported as
 ratios, because absolute seconds on a shared machine are noise.
@@ -19,6 +20,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from part.cam import compute_cam
 from part.config import preset
 from part.mask_cache import MaskCache
+from part.precision import capability
 from part.runs import RunDir
 from part.train import Trainer
 
@@ -29,20 +31,40 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_training(n: int, repeats: int = 4) -> dict:
-    cfg = preset("fmnist-part", subset=n, burn_in_epochs=1, mask_every=1, eval_n=10, device="cpu")
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, RunDir(tmp))
-    trainer.train_epoch(1)  # warm-up: one AT epoch so the CAMs mean something
-    at, part, refresh = [], [], []
-    for r in range(repeats):  # alternate the order so drift in machine speed favours neither
-        refresh.append(_timed(lambda: setattr(trainer, "mask_cache", MaskCache.build(trainer.train_set, trainer.cams, epoch=2))))
-        pair = [(at, 1), (part, 2)] if r % 2 == 0 else [(part, 2), (at, 1)]
-        for times, epoch in pair:
-            times.append(_timed(lambda: trainer.train_epoch(epoch)))
-    at_s, part_s, refresh_s = (statistics.median(v) for v in (at, part, refresh))
-    return {"images": len(trainer.train_set), "at_epoch_s": at_s, "part_epoch_s": part_s, "mask_refresh_s": refresh_s,
-            "part_s1_over_at": (part_s + refresh_s) / at_s, "part_s10_over_at": (part_s + refresh_s / 10) / at_s}
+def bench_training(n: int, repeats: int = 4, amps: tuple[str, ...] = ("off",)) -> dict:
+    """Median seconds of an AT epoch, a PART epoch (cached masks) and a mask refresh, for each precision.
+
+    One trainer per precision, from the same seed; every repeat runs each precision's refresh, AT and PART
+    epoch, in an order that alternates, so drift in machine speed favours none of them.
+    """
+    trainers = {}
+    for amp in amps:
+        cfg = preset("fmnist-part", subset=n, burn_in_epochs=1, mask_every=1, eval_n=10, device="cpu", amp=amp)
+        with tempfile.TemporaryDirectory() as tmp:
+            trainers[amp] = Trainer(cfg, RunDir(tmp))
+        trainers[amp].train_epoch(1)  # warm-up: one AT epoch so the CAMs mean something
+    times = {(amp, what): [] for amp in amps for what in ("at", "part", "refresh")}
+    for r in range(repeats):
+        for amp in amps if r % 2 == 0 else amps[::-1]:
+            trainer = trainers[amp]
+            times[amp, "refresh"].append(_timed(lambda: setattr(
+                trainer, "mask_cache", MaskCache.build(trainer.train_set, trainer.cams, epoch=2))))
+            for what, epoch in [("at", 1), ("part", 2)] if r % 2 == 0 else [("part", 2), ("at", 1)]:
+                times[amp, what].append(_timed(lambda: trainer.train_epoch(epoch)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"images": len(next(iter(trainers.values())).train_set)}
+    for amp in amps:
+        at_s, part_s, refresh_s = med[amp, "at"], med[amp, "part"], med[amp, "refresh"]
+        prefix = "" if amp == "off" else f"{amp}_"
+        out.update({f"{prefix}at_epoch_s": at_s, f"{prefix}part_epoch_s": part_s, f"{prefix}mask_refresh_s": refresh_s,
+                    f"{prefix}part_s1_over_at": (part_s + refresh_s) / at_s,
+                    f"{prefix}part_s10_over_at": (part_s + refresh_s / 10) / at_s})
+    if "off" in amps and "bf16" in amps:  # a PART epoch with s=1 is the epoch plus its refresh
+        out["bf16_speedup_at"] = out["at_epoch_s"] / out["bf16_at_epoch_s"]
+        out["bf16_speedup_part"] = ((out["part_epoch_s"] + out["mask_refresh_s"])
+                                    / (out["bf16_part_epoch_s"] + out["bf16_mask_refresh_s"]))
+        out["bf16_speedup_refresh"] = out["mask_refresh_s"] / out["bf16_mask_refresh_s"]
+    return out
 
 
 def bench_cam(batch: int, repeats: int = 5) -> dict:
@@ -65,16 +87,26 @@ def bench_cam(batch: int, repeats: int = 5) -> dict:
             "cam_speedup_over_gradcam_lib": lib_s / native_s}
 
 
-def run_bench(n: int = 4000, cam_batch: int = 256) -> dict:
+def run_bench(n: int = 4000, cam_batch: int = 256, amps: tuple[str, ...] = ("off", "bf16"),
+              repeats: int = 4) -> dict:
     torch.manual_seed(0)
-    result = {**bench_training(n), **bench_cam(cam_batch)}
-    print(f"threads: {torch.get_num_threads()}, training images: {result['images']}, PGD-10")
-    print(f"AT epoch       {result['at_epoch_s']:8.2f} s")
-    print(f"PART epoch     {result['part_epoch_s']:8.2f} s  (cached masks)")
-    print(f"mask refresh   {result['mask_refresh_s']:8.2f} s  (whole training set)")
-    print(f"PART/AT        s=1: {result['part_s1_over_at']:.3f}   s=10: {result['part_s10_over_at']:.3f}")
+    cap = capability()
+    result = {**bench_training(n, repeats, amps), **bench_cam(cam_batch), **cap}
+    print(f"threads: {torch.get_num_threads()}, training images: {result['images']}, PGD-10, "
+          f"CPU: {cap['cpu_capability']}, native bf16: {', '.join(cap['cpu_bf16_flags']) or 'no'}")
+    for amp in amps:
+        p, name = ("" if amp == "off" else f"{amp}_"), ("float32" if amp == "off" else amp)
+        print(f"[{name}] AT epoch {result[p + 'at_epoch_s']:8.2f} s   PART epoch {result[p + 'part_epoch_s']:8.2f} s "
+              f"(cached masks)   mask refresh {result[p + 'mask_refresh_s']:6.2f} s (whole training set)   "
+              f"PART/AT s=1: {result[p + 'part_s1_over_at']:.3f}  s=10: {result[p + 'part_s10_over_at']:.3f}")
+    if "bf16_speedup_part" in result:
+        print(f"bf16 over float32: AT epoch {result['bf16_speedup_at']:.2f}x, PART epoch with its refresh "
+              f"{result['bf16_speedup_part']:.2f}x, mask refresh {result['bf16_speedup_refresh']:.2f}x")
     print(f"GradCAM x{result['cam_batch']}  native {result['cam_native_s']:.3f} s, pytorch-grad-cam "
           f"{result['cam_library_s']:.3f} s, speed-up {result['cam_speedup_over_gradcam_lib']:.2f}x")
-    keys = ("part_s1_over_at", "part_s10_over_at", "cam_speedup_over_gradcam_lib")
-    print(json.dumps({k: round(result[k], 4) for k in keys}))
+    keys = [k for k in ("part_s1_over_at", "part_s10_over_at", "bf16_part_s1_over_at", "bf16_speedup_at",
+                        "bf16_speedup_part", "bf16_speedup_refresh", "cam_speedup_over_gradcam_lib") if k in result]
+    line = {k: round(result[k], 4) for k in keys}
+    print(json.dumps({**line, "threads": torch.get_num_threads(), "cpu_capability": cap["cpu_capability"],
+                      "cpu_bf16_native": cap["cpu_bf16_native"], "cpu_bf16_flags": cap["cpu_bf16_flags"]}))
     return result

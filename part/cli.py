@@ -49,7 +49,9 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", type=int, help="class to explain (default: the predicted class)")
     c.add_argument("--out", required=True)
 
-    b = sub.add_parser("bench", help="time AT vs PART epochs and native vs library CAM")
+    b = sub.add_parser("bench", help="time AT vs PART epochs, float32 vs bf16, and native vs library CAM")
+    b.add_argument("--amp", default="off,bf16", help="precisions to time, comma-separated (off = float32, bf16)")
+    b.add_argument("--repeats", type=int, default=4, help="timed epochs of each kind per precision (median)")
     b.add_argument("--n", type=int, default=4000, help="training images (Fashion-MNIST subset)")
     b.add_argument("--cam-batch", type=int, default=256)
 
@@ -71,6 +73,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
+                   help="autocast the model's forward passes (default off: float32, as reported results are)")
     e.add_argument("--recompute", action="store_true", help="rerun attacks already in OUT/eval.json")
     e.add_argument("--no-progress", action="store_true")
 
@@ -168,7 +172,12 @@ def _cam(args) -> None:
 def _bench(args) -> None:
     from part.bench import run_bench
 
-    run_bench(n=args.n, cam_batch=args.cam_batch)
+    amps = tuple(a.strip() for a in args.amp.split(",") if a.strip())
+    bad = [a for a in amps if a not in ("off", "bf16")]
+    if bad or not amps or args.repeats < 1:
+        raise ValueError(f"--amp {args.amp!r} / --repeats {args.repeats}: accepted precisions are off and bf16 "
+                         "(comma-separated), repeats >= 1")
+    run_bench(n=args.n, cam_batch=args.cam_batch, amps=amps, repeats=args.repeats)
 
 
 def _eval(args) -> None:
@@ -179,7 +188,8 @@ def _eval(args) -> None:
         args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
         data_dir=args.data_dir, surrogate=args.surrogate, batch_size=args.batch_size, device=args.device,
         corruption_files=args.corruption_files,
-        seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress)
+        seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress,
+        amp=args.amp)
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")

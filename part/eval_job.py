@@ -5,7 +5,8 @@ the deterministic subset (`load_dataset(name, "test", subset=N)`, the same image
 the dataset's standard eps, and writes OUT/eval.json after every finished attack, then
 OUT/report.md and OUT/report.html. A rerun into the same folder keeps the attacks it already finished
 for the same checkpoint, eps, images and seed, and AutoAttack resumes from OUT/autoattack_state.json,
-so an interrupted evaluation continues where it stopped.
+so an interrupted evaluation continues where it stopped. The model runs in float32 unless `amp` asks
+for autocast (the result records which), so reported robustness is never weakened by precision.
 Protocol: Zhang et al., ICML 2024 (PART), Table 1 and Appendix H.
 """
 
@@ -22,6 +23,7 @@ import torch
 from part.accuracy import ProgressCallback
 from part.data import DATASETS, load_dataset
 from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attacks
+from part.precision import AutocastForward
 from part.runs import RunDir, load_model, write_json
 
 FORMAT = "part-eval/1"
@@ -88,6 +90,8 @@ def _previous(path: Path, header: dict) -> dict:
         return {}
     if not all(old.get(k) == header[k] for k in ("checkpoint_sha256", "eps", "n", "indices", "seed")):
         return {}
+    if old.get("amp", "off") != header.get("amp", "off"):  # results from before the field are float32
+        return {}
     kept = dict(old.get("attacks", {}))
     if old.get("surrogate") != header["surrogate"]:
         kept.pop("checks", None)
@@ -102,7 +106,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         surrogate: str | Path | None = None, batch_size: int = 128, device: str = "auto",
                         seed: int = 0, label: str | None = None, recompute: bool = False, progress: bool = False,
                         corruption_files: str | Path | None = None,
-                        callback: ProgressCallback | None = None) -> tuple[dict, dict[str, Path]]:
+                        callback: ProgressCallback | None = None, amp: str = "off") -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
     Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
@@ -131,6 +135,10 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
     if corruption_files is not None:
         result["corruption_files"] = str(Path(corruption_files).resolve())
+    if amp != "off":
+        result["amp"] = amp
+        model = AutocastForward(model, amp, dev)
+        surrogate_model = AutocastForward(surrogate_model, amp, dev) if surrogate_model is not None else None
     result["attacks"] = _previous(out_dir / "eval.json", result)
     result["reused"] = [] if recompute else [a for a in names if a in result["attacks"]]
     todo = [a for a in names if a not in result["reused"]]

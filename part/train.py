@@ -32,7 +32,7 @@ from part.defenses import get_defense
 from part.mask_cache import MaskCache, masks_for
 from part.schedules import scheduled, values_at
 from part.masks import eps_map, mask_stats, recipe_options
-from part.precision import Precision
+from part.precision import Precision, resolve_amp
 from part.runs import RunDir
 from part.status import Status
 
@@ -295,15 +295,15 @@ def train(cfg: TrainConfig | None, out: str | Path, *, resume: bool = False, pro
     Under torchrun every rank calls this with the same arguments; rank 0 writes the run folder.
     """
     run = RunDir(out)
-    if resume:
-        cfg = TrainConfig.from_dict(run.config())
+    if resume:  # a config saved before `amp` existed trained in float32
+        cfg = TrainConfig.from_dict({"amp": "off", **run.config()})
     elif run.exists():  # every rank checks before rank 0 writes anything
         raise FileExistsError(f"{run.path} already holds a run; continue it with `part resume {run.path}` or choose another --out")
     created = dist.setup(resolve_device(cfg.device))
     try:
         dist.barrier()
-        if not resume:
-            cfg = cfg.replace(nproc=dist.world())  # the config records the world it ran in
+        if not resume:  # the config records the world it ran in and the precision it trains in
+            cfg = cfg.replace(nproc=dist.world(), amp=resolve_amp(cfg.amp, dist.local_device(resolve_device(cfg.device))))
             if dist.is_main():
                 run.write_config(cfg.to_dict())
         return _train(Trainer(cfg, run, progress=progress), resume)
@@ -321,6 +321,8 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
             run.save_probe_inputs(trainer.probe_inputs())
         probe_inputs = run.load_probe_inputs()
     status = Status(run, cfg.epochs, start, enabled=main)
+    if main:
+        run.write_status(precision=trainer.precision.name)
     status.update(start + 1, 0, 1, "starting", force=True)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):

@@ -3,10 +3,12 @@
     python scripts/reproduce.py commands          # every command, in order
     python scripts/reproduce.py train [RUN...]    # train, or resume, the runs that are not finished
     python scripts/reproduce.py eval [RUN...]     # evaluate them (attacks already done are kept)
-    python scripts/reproduce.py results           # rewrite the measured part of docs/results.md
+    python scripts/reproduce.py results           # rewrite the measured parts of docs/results.md
     --jobs N runs N commands at once, one thread each (default 2, the cores of a small machine).
 
-Every step skips finished work, so the script can be rerun after an interruption.
+Every step skips finished work, so the script can be rerun after an interruption. Each run is trained in
+the precision the manifest records for it (`amp`: off = float32), whatever the current default; the
+`parity` runs repeat runs of `runs` in another precision and are reported in their own block.
 """
 
 from __future__ import annotations
@@ -31,17 +33,24 @@ CHECKPOINTS = Path("checkpoints")
 MANIFEST = CHECKPOINTS / "shipped.json"
 RESULTS = Path("docs/results.md")
 BEGIN, END = "<!-- measured: begin (scripts/reproduce.py results) -->", "<!-- measured: end -->"
+PARITY_BEGIN, PARITY_END = "<!-- precision parity: begin (scripts/reproduce.py results) -->", "<!-- precision parity: end -->"
 PART = ".venv/bin/part"
 
 
 def manifest() -> dict:
     data = json.loads((ROOT / MANIFEST).read_text())
     data["runs"] = {r["run"]: r for r in data["runs"]}
+    data["parity"] = {r["run"]: r for r in data.get("parity", [])}
     return data
 
 
+def every_run(m: dict) -> dict:
+    """The runs of the main tables and the precision-parity runs, by name."""
+    return {**m["runs"], **m["parity"]}
+
+
 def train_command(r: dict) -> list[str]:
-    sets = [a for k, v in r.get("set", {}).items() for a in ("--set", f"{k}={v}")]
+    sets = [a for k, v in {**r.get("set", {}), "amp": r["amp"]}.items() for a in ("--set", f"{k}={v}")]
     return [PART, "train", "--preset", r["preset"], "--seed", str(r["seed"]), *sets,
             "--out", str(CHECKPOINTS / r["run"]), "--no-progress"]
 
@@ -81,7 +90,7 @@ def _run_all(jobs: list[list[list[str]]], n_jobs: int) -> int:
 
 
 def train(names: list[str], n_jobs: int) -> int:
-    runs = manifest()["runs"]
+    runs = every_run(manifest())
     jobs = []
     for name in names:
         if completed(name):
@@ -95,11 +104,12 @@ def train(names: list[str], n_jobs: int) -> int:
 
 def evaluate(names: list[str], n_jobs: int) -> int:
     m = manifest()
-    needed = sorted({n for name in names for n in (name, m["runs"][name]["surrogate"]) if not completed(n)})
+    runs = every_run(m)
+    needed = sorted({n for name in names for n in (name, runs[name]["surrogate"]) if not completed(n)})
     if needed:
         print(f"error: train these runs first: {', '.join(needed)}", file=sys.stderr)
         return 2
-    return _run_all([eval_commands(m["runs"][name], m["aa_images"]) for name in names], n_jobs)
+    return _run_all([eval_commands(runs[name], m["aa_images"]) for name in names], n_jobs)
 
 
 def commands() -> str:
@@ -110,7 +120,8 @@ def commands() -> str:
     for r in m["runs"].values():
         if r.get("commit"):
             older.setdefault(r["commit"], []).append(r["run"])
-    notes = [f"# {', '.join(runs)}: trained at commit {c} (`git checkout {c}` first for the same weights)"
+    notes = [f"# {', '.join(runs)}: trained at commit {c} (`git checkout {c}` first for the same weights; "
+             "it predates the `amp` setting and trains in float32: leave out `--set amp=off` there)"
              for c, runs in older.items()]
     return "\n".join(["# train (a finished run folder is kept; `part resume RUN` continues a stopped one)",
                       *notes, *train_lines, "# evaluate", *eval_lines, "# the tables below",
@@ -242,13 +253,75 @@ def measured(only: list[str] | None = None) -> str:
     return "".join(parts)
 
 
+
+# --- precision parity: the same preset and seed in bf16 and in float32 ----------------------------------
+
+def parity_pairs(m: dict) -> list[tuple[str, str]]:
+    """Each parity run and the run of the main tables it repeats in another precision."""
+    return [(name, r["repeats"]) for name, r in m["parity"].items()]
+
+
+def seed_pairs(m: dict, parity: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """For each run a parity run repeats, the run of the same preset, precision and recipe at another seed."""
+    runs, out = m["runs"], []
+    for _, ref in parity:
+        r = runs[ref]
+        same = [n for n, o in runs.items() if n != ref and o["preset"] == r["preset"] and o["amp"] == r["amp"]
+                and o.get("set") == r.get("set")]
+        out += [(ref, n) for n in same if (ref, n) not in out]
+    return out
+
+
+def training_seconds(names: list[str]) -> list[list[str]]:
+    rows = []
+    for name in names:
+        metrics = RunDir(ROOT / CHECKPOINTS / name).metrics()
+        rows.append([name, RunDir(ROOT / CHECKPOINTS / name).config()["amp"],
+                     f"{sum(x['epoch_s'] + x['mask_refresh_s'] for x in metrics):.0f}"])
+    return rows
+
+
+def parity() -> str:
+    """The precision-parity block of docs/results.md, from the parity runs and the runs they repeat."""
+    m = manifest()
+    pairs = parity_pairs(m)
+    names = [n for pair in pairs for n in pair if (ROOT / CHECKPOINTS / n / "eval").is_dir()]
+    seeds = [p for p in seed_pairs(m, pairs) if (ROOT / CHECKPOINTS / p[1] / "eval").is_dir()]
+    names += [b for _, b in seeds if b not in names]
+    if not names:
+        return "No parity run is evaluated yet.\n"
+    results = load_results([ROOT / CHECKPOINTS / n for n in names])
+    run_names = {r["checkpoint_sha256"]: Path(r["run"]).name for r in results}
+    by_run = {run_names[r["checkpoint_sha256"]]: r for r in results}
+    timing_rows = training_seconds([n for pair in pairs for n in pair])
+    seconds = {row[0]: float(row[2]) for row in timing_rows}
+    speed = [[name, ref, f"{seconds[ref] / seconds[name]:.2f}"] for name, ref in pairs]
+    every = {**m["runs"], **m["parity"]}
+    commands = [shlex.join(train_command(every[n])) for n, _ in pairs]
+    commands += [shlex.join(c) for n, _ in pairs for c in eval_commands(every[n], m["aa_images"])]
+    return "".join([
+        "### bf16 minus float32, same preset and seed (percentage points; exact McNemar p on the same images)\n\n",
+        difference_table(pairs, by_run, ["bf16 run", "float32 run"]),
+        "\n### Seed minus seed, float32: the noise to compare with (percentage points; exact McNemar p)\n\n",
+        difference_table(seeds, by_run, ["Run", "Other seed"]),
+        "\n### Every run of these tables\n\n", per_run_table(results, run_names),
+        "\n### Training time (epochs + mask refreshes, s; each pair of runs trained side by side, one thread each)\n\n",
+        markdown((["Run", "amp", "Training (s)"], timing_rows)), "\n",
+        markdown((["bf16 run", "float32 run", "float32 / bf16"], speed)),
+        "\n### Commands\n\n```bash\n", "\n".join(commands), "\n```\n"])
+
+
 def write_results() -> None:
     path = ROOT / RESULTS
     text = path.read_text()
     if BEGIN not in text or END not in text:
         raise SystemExit(f"{RESULTS} has no {BEGIN} ... {END} block to fill")
     head, rest = text.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + measured() + END + rest.split(END, 1)[1])
+    text = head + BEGIN + "\n" + measured() + END + rest.split(END, 1)[1]
+    if PARITY_BEGIN in text and PARITY_END in text:
+        head, rest = text.split(PARITY_BEGIN, 1)
+        text = head + PARITY_BEGIN + "\n" + parity() + PARITY_END + rest.split(PARITY_END, 1)[1]
+    path.write_text(text)
     print(f"wrote {RESULTS}")
 
 
@@ -258,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="*", help="run names from checkpoints/shipped.json (default: all)")
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args(argv)
-    known = list(manifest()["runs"])
+    known = list(every_run(manifest()))
     unknown = [r for r in args.runs if r not in known]
     if unknown:
         p.error(f"unknown run(s) {', '.join(unknown)}; accepted: {', '.join(known)}")

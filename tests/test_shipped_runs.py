@@ -1,5 +1,5 @@
-"""The runs shipped in checkpoints/ are complete, load, are fully evaluated, stay under 50 MB, and
-docs/results.md reports exactly what their files hold."""
+"""The runs shipped in checkpoints/ are complete, load, are fully evaluated, stay under 80 MiB, are
+reproduced in the precision they were trained in, and docs/results.md reports exactly what their files hold."""
 
 import importlib.util
 import json
@@ -30,11 +30,21 @@ def _reproduce():
 
 
 def test_every_run_of_the_manifest_is_shipped_and_nothing_else():
-    assert set(SHIPPED) == {r["run"] for r in MANIFEST["runs"]}
+    assert set(SHIPPED) == {r["run"] for r in MANIFEST["runs"] + MANIFEST.get("parity", [])}
 
 
-def test_shipped_files_stay_under_50_mb():
-    assert sum((REPO / p).stat().st_size for p in TRACKED) < 50 * 2**20
+def test_shipped_files_stay_under_80_mib():
+    assert sum((REPO / p).stat().st_size for p in TRACKED) < 80 * 2**20
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_manifest_records_the_precision_each_run_was_trained_in(name):
+    """A config saved before `amp` existed was trained in float32; the commands pass the precision explicitly."""
+    reproduce = _reproduce()
+    r = reproduce.every_run(reproduce.manifest())[name]
+    assert r["amp"] == RunDir(ROOT / name).config().get("amp", "off")
+    command = reproduce.train_command(r)
+    assert command[command.index(f"amp={r['amp']}") - 1] == "--set"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -74,6 +84,9 @@ def test_results_document_matches_the_shipped_files():
     text = (REPO / "docs" / "results.md").read_text()
     block = text.split(reproduce.BEGIN + "\n", 1)[1].split(reproduce.END, 1)[0]
     assert block == reproduce.measured(SHIPPED), "docs/results.md is stale: run `python scripts/reproduce.py results`"
+    if MANIFEST.get("parity"):
+        block = text.split(reproduce.PARITY_BEGIN + "\n", 1)[1].split(reproduce.PARITY_END, 1)[0]
+        assert block == reproduce.parity(), "docs/results.md is stale: run `python scripts/reproduce.py results`"
 
 
 def test_the_manifest_turns_into_the_commands_that_made_each_run():
@@ -81,7 +94,7 @@ def test_the_manifest_turns_into_the_commands_that_made_each_run():
     runs = reproduce.manifest()["runs"]
     assert all(r["surrogate"] in runs and r["surrogate"] != name for name, r in runs.items())
     assert reproduce.train_command(runs["fmnist-part-shuffled-s0"])[1:] == [
-        "train", "--preset", "fmnist-part", "--seed", "0", "--set", "recipe=shuffled",
+        "train", "--preset", "fmnist-part", "--seed", "0", "--set", "recipe=shuffled", "--set", "amp=off",
         "--out", "checkpoints/fmnist-part-shuffled-s0", "--no-progress"]
     full, aa, checks = (" ".join(c) for c in reproduce.eval_commands(runs["fmnist-part-t-s0"], 1000))
     assert "--attacks clean,pgd20,mma --n 0 --out checkpoints/fmnist-part-t-s0/eval/full_epoch_0010" in full

@@ -1,5 +1,5 @@
 """DDP training: shards that union to the single-process batch, 2 processes (gloo) matching 1, mask
-alignment across ranks, resume, the --nproc relaunch, and mixed precision staying off on CPU."""
+alignment across ranks, resume, the --nproc relaunch, and what of mixed precision stays on CUDA."""
 
 import json
 import os
@@ -149,13 +149,16 @@ def test_nproc_relaunches_train_under_torchrun(tmp_path, monkeypatch):
     assert calls[1] == (3, ["resume", str(tmp_path / "old")])
 
 
-def test_mixed_precision_is_off_on_cpu_with_a_notice(capsys):
-    p = Precision("bf16", True, torch.device("cpu"))
+def test_channels_last_and_fp16_stay_on_cuda(capsys):
+    """bf16 autocast also runs on CPU (tests/core/test_precision.py); channels_last and fp16 do not."""
+    p = Precision("off", True, torch.device("cpu"))
     assert "CUDA only" in capsys.readouterr().out
     assert p.dtype is None and not p.channels_last and p.scaler is None
     x = torch.rand(2, 3, 4, 4)
     assert p.inputs(x) is x
-    with pytest.raises(ValueError, match="accepted: off, bf16, fp16"):
+    with pytest.raises(ValueError, match="needs CUDA"):
+        Precision("fp16", False, torch.device("cpu"))
+    with pytest.raises(ValueError, match="accepted: auto, off, bf16, fp16"):
         Precision("fp8", False, torch.device("cpu"))
 
 
@@ -164,7 +167,7 @@ def test_attack_and_step_under_autocast_keep_the_budget_in_float32(tmp_path, mon
     cfg = preset("fmnist-part", subset=64, batch_size=32, eval_n=8, attack_steps=2, burn_in_epochs=0,
                  mask_every=0, probe_count=2, device="cpu", amp="bf16")
     trainer = Trainer(cfg, RunDir(tmp_path))
-    monkeypatch.setattr(trainer.precision, "autocast", lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    assert trainer.precision.dtype is torch.bfloat16
     real, seen = trainer._attack, []
 
     def attack(x, y, eps):
