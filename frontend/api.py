@@ -119,7 +119,8 @@ class PartApi:
         return self._json("POST", "/api/jobs", json=body, timeout=SLOW_S)
 
     def submit_eval(self, run: str, epoch: int | None, attacks: str, n: int, **options: Any) -> dict:
-        """options: corruption_files (a folder on the server); only the ones given are sent."""
+        """options: corruption_files (a folder on the server), map_run (the run whose CAMs make the eps-maps of
+        pgd20-map / mma-map); only the ones given are sent."""
         body = {"kind": "eval", "run": run, "epoch": epoch, "attacks": attacks, "n": n,
                 **{k: v for k, v in options.items() if v is not None}}
         return self._json("POST", "/api/jobs", json=body, timeout=SLOW_S)

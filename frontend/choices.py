@@ -31,7 +31,7 @@ RECIPE_HELP = {
 DEFENSES = {"at": "AT", "trades": "TRADES", "mart": "MART"}
 PART_NAMES = {"at": "PART", "trades": "PART-T", "mart": "PART-M"}
 MODELS = ["small-cnn", "resnet18", "preact-resnet18", "wrn-34-10"]
-EVAL_ATTACKS = ["clean", "fgsm", "pgd20", "mma", "aa", "corruptions", "checks"]
+EVAL_ATTACKS = ["clean", "fgsm", "pgd20", "mma", "aa", "corruptions", "checks", "pgd20-map", "mma-map"]
 
 # The form's fields and TrainConfig's defaults for them (the Fashion-MNIST CPU setting).
 FORM_DEFAULTS: dict[str, Any] = dict(dataset="fashion-mnist", model="small-cnn", defense="at", part=False,

@@ -24,6 +24,9 @@ def collect(runs: list[dict]) -> list[dict]:
 
 
 def heading(attack: str) -> str:
+    base, at, source = attack.partition("@")
+    if base.endswith("-map"):  # the per-pixel threat model: eps-maps from the CAMs of run `source`
+        return f"{heading(base[:-4])} map" + (f" ({source})" if at else "")
     m = re.fullmatch(r"(pgd|mma)(\d+)", attack)
     if m:
         return f"{m.group(1).upper()}-{m.group(2)}"
@@ -50,11 +53,22 @@ def table1(found: list[dict]) -> None:
         if "checks" in r["attacks"]:
             row["masking checks"] = CHECK_ICON[r["attacks"]["checks"].get("passed")]
         rows.append(row)
-    config = {heading(a): st.column_config.NumberColumn(heading(a), format="%.2f %%",
-                                                        help=f"accuracy (%) under {a}") for a in attacks}
+    config = {heading(a): st.column_config.NumberColumn(heading(a), format="%.2f %%", help=_column_help(a, found))
+              for a in attacks}
     st.dataframe(rows, hide_index=True, width="stretch", column_config=config)
     st.caption("Accuracy (%) on the first N images of the fixed test subset at the dataset's eps; "
                "higher is better. Natural = no attack.")
+
+
+def _column_help(attack: str, found: list[dict]) -> str:
+    """What a column measures; a -map column names whose eps-maps bounded the attack and their budget."""
+    m = next(((r["attacks"].get(attack) or {}).get("map") for r in found if (r["attacks"].get(attack) or {}).get("map")),
+             None)
+    if not m:
+        return f"accuracy (%) under {attack}"
+    return (f"accuracy (%) under {attack}: each image's own eps-map from the CAMs of {m.get('map_run')} epoch "
+            f"{m.get('map_epoch')} ({m.get('recipe')}; eps {255 * m['eps']:.1f}/255, eps_low {255 * m['eps_low']:.1f}/255; "
+            f"mean budget {m['mean_budget_255']:.2f}/255, full eps on {100 * m['full_eps_fraction']:.1f}% of pixel values)")
 
 
 def corruptions(found: list[dict]) -> None:

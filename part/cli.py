@@ -69,6 +69,12 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--corruption-files", metavar="DIR",
                    help="with --attacks corruptions: read CIFAR-10-C / CIFAR-100-C (DIR/<corruption>.npy + labels.npy) "
                         "or Tiny-ImageNet-C (DIR/<corruption>/<severity>/<wnid>/*.JPEG) instead of generating them")
+    e.add_argument("--map-run", metavar="RUN", help="pgd<K>-map / mma-map: the run whose CAMs make each test image's "
+                                                    "eps-map (default: the evaluated run)")
+    e.add_argument("--map-epoch", type=int, help="the map run's epoch (default: its newest)")
+    e.add_argument("--map-recipe", help="mask recipe of the maps (default: the map run's)")
+    e.add_argument("--map-eps", help="largest budget of the maps, e.g. 0.1 or 8/255 (default: the map run's eps)")
+    e.add_argument("--map-eps-low", help="budget of unimportant pixels (default: the map run's eps_low)")
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -181,19 +187,22 @@ def _bench(args) -> None:
 
 
 def _eval(args) -> None:
+    from part.config import parse_number
     from part.eval_job import evaluate_checkpoint
     from part.evaluate import parse_attacks
 
     result, paths = evaluate_checkpoint(
         args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
         data_dir=args.data_dir, surrogate=args.surrogate, batch_size=args.batch_size, device=args.device,
-        corruption_files=args.corruption_files,
+        corruption_files=args.corruption_files, map_run=args.map_run, map_epoch=args.map_epoch,
+        map_recipe=args.map_recipe, map_eps=None if args.map_eps is None else parse_number(args.map_eps),
+        map_eps_low=None if args.map_eps_low is None else parse_number(args.map_eps_low),
         seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress,
         amp=args.amp)
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
-        ran_now = name in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
+        ran_now = name.split("@")[0] in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
         kept = "" if ran_now else ", kept from an earlier run"
         print(f"{name:12s} {shown:>10s}  ({rec['seconds']:.1f} s{kept})")
         if rec.get("params", {}).get("source") == "files":
@@ -201,6 +210,11 @@ def _eval(args) -> None:
             print(f"{'':12s} read from {p['root']} ({p['layout']}): found {len(p['found'])} of "
                   f"{len(p['found']) + len(p['missing'])} corruptions" + (f"; missing: {', '.join(p['missing'])}"
                                                                           if p["missing"] else ""))
+        if "map" in rec:
+            m = rec["map"]
+            print(f"{'':12s} eps-maps of {m['map_run']} epoch {m['map_epoch']} ({m['recipe']}, eps_low "
+                  f"{255 * m['eps_low']:.2f}/255): mean budget {m['mean_budget_255']:.2f}/255, full eps on "
+                  f"{100 * m['full_eps_fraction']:.1f}% of pixel values")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

@@ -22,9 +22,10 @@ import torch
 
 from part.accuracy import ProgressCallback
 from part.data import DATASETS, load_dataset
-from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attacks
+from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
 from part.runs import RunDir, load_model, write_json
+from part.threat_maps import MapSource
 
 FORMAT = "part-eval/1"
 LABELS = {("at", False): "AT", ("trades", False): "TRADES", ("mart", False): "MART",
@@ -105,7 +106,9 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         out: str | Path | None = None, data_dir: str | None = None,
                         surrogate: str | Path | None = None, batch_size: int = 128, device: str = "auto",
                         seed: int = 0, label: str | None = None, recompute: bool = False, progress: bool = False,
-                        corruption_files: str | Path | None = None,
+                        corruption_files: str | Path | None = None, map_run: str | Path | None = None,
+                        map_epoch: int | None = None, map_recipe: str | None = None, map_eps: float | None = None,
+                        map_eps_low: float | None = None,
                         callback: ProgressCallback | None = None, amp: str = "off") -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
@@ -113,6 +116,10 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     for that are among them are not rerun (the evaluation is deterministic) unless `recompute`, and
     result["reused"] names them. `corruption_files`: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C
     files that "corruptions" reads (part.corruption_files) instead of corrupting the test images.
+    pgd<K>-map and mma<K>-map take each image's eps-map from the CAM of `map_run` (default: the evaluated
+    run) at `map_epoch` (default: its newest), with its recipe, eps and eps_low unless `map_recipe`,
+    `map_eps`, `map_eps_low` say otherwise; they are stored as '<attack>@<map run>' (e.g.
+    'pgd20-map@fmnist-part-s0'), so one model evaluated with several runs' maps keeps every result.
     """
     names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
     if n < 0:
@@ -128,6 +135,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     model, ckpt = load_model(ckpt_path, dev)
     meta, config = ckpt["meta"], ckpt.get("config", {})
     surrogate_model = load_model(surrogate, dev)[0] if surrogate is not None else None
+    map_source = _map_source(names, run_path, ckpt["meta"], map_run, map_epoch, dev, recipe=map_recipe, eps=map_eps,
+                             eps_low=map_eps_low)
     dataset = meta["dataset"]
     ds = load_dataset(dataset, "test", data_dir=data_dir or config.get("data_dir") or None, subset=n,
                       image_size=int(config.get("image_size", 0) or 0))
@@ -140,25 +149,56 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
         model = AutocastForward(model, amp, dev)
         surrogate_model = AutocastForward(surrogate_model, amp, dev) if surrogate_model is not None else None
     result["attacks"] = _previous(out_dir / "eval.json", result)
-    result["reused"] = [] if recompute else [a for a in names if a in result["attacks"]]
-    todo = [a for a in names if a not in result["reused"]]
+    key = {a: f"{a}@{map_source.describe['map_run']}" if map_source and parse_attack(a).per_pixel else a for a in names}
+    if map_source is not None:  # results with maps of the same run but other settings are not reused
+        for k in [k for k, r in result["attacks"].items() if "map" in r and not map_source.same(r["map"])
+                  and k.endswith("@" + map_source.describe["map_run"])]:
+            result["attacks"].pop(k)
+    result["reused"] = [] if recompute else [key[a] for a in names if key[a] in result["attacks"]]
+    todo = [a for a in names if key[a] not in result["reused"]]
     started = time.time()
 
     def on_result(name: str, record: dict) -> None:
-        result["attacks"][name] = record
+        result["attacks"][key.get(name, name)] = record
         result["seconds"] = round(time.time() - started, 3)
         write_json(out_dir / "eval.json", result, indent=None)
 
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
                  surrogate=surrogate_model, state_dir=out_dir, seed=seed, progress=progress, callback=callback,
-                 on_result=on_result, corruption_files=corruption_files)
+                 on_result=on_result, corruption_files=corruption_files, map_source=map_source)
     else:
         write_json(out_dir / "eval.json", result, indent=None)
     from part.reports import write_reports
 
     paths = {"json": out_dir / "eval.json", **write_reports(out_dir, [result])}
     return result, paths
+
+
+MAP_ONLY = ("map_run", "map_epoch", "map_recipe", "map_eps", "map_eps_low")
+
+
+def _map_source(names: list[str], run_path: Path | None, meta: dict, map_run, map_epoch, dev, **settings) -> MapSource | None:
+    """The eps-map source of the -map attacks: a run's checkpoint and its config (None when none is asked for)."""
+    given = [k for k, v in zip(MAP_ONLY, (map_run, map_epoch, *settings.values())) if v is not None]
+    if not any(parse_attack(a).per_pixel for a in names):
+        if given:
+            raise ValueError(f"{', '.join(given)} set the eps-maps of the -map attacks (e.g. pgd20-map, mma-map), "
+                             "and none was asked for")
+        return None
+    source = map_run if map_run is not None else run_path
+    if source is None:
+        raise ValueError("the -map attacks need eps-maps from a run's CAMs: name the run (--map-run); the evaluated "
+                         "checkpoint is not inside a run folder")
+    ckpt_path, _ = resolve_checkpoint(run=source, epoch=map_epoch)
+    model, ckpt = load_model(ckpt_path, dev)
+    for field in ("dataset", "in_channels", "image_size"):
+        if ckpt["meta"].get(field) != meta.get(field):
+            raise ValueError(f"the map run {source} was trained on {field} {ckpt['meta'].get(field)}, the evaluated "
+                             f"model on {meta.get(field)}; the maps must fit the evaluated images")
+    describe = {"map_run": Path(source).resolve().name, "map_epoch": ckpt.get("epoch"),
+                "map_checkpoint": str(ckpt_path.resolve()), "map_checkpoint_sha256": _sha256(ckpt_path)}
+    return MapSource.from_checkpoint(model, ckpt.get("config", {}), describe=describe, **settings)
 
 
 def _header(ckpt_path: Path, run_path: Path | None, ckpt: dict, ds, label: str, surrogate, seed: int) -> dict:

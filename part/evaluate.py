@@ -25,8 +25,10 @@ from part.accuracy import (Progress, ProgressCallback, accuracy_record, correct_
                            model_device, pgd_attack, seeded)
 from part.batching import batches
 from part.data import DATASETS
+from part.threat_maps import MapSource, correct_under_maps
 
-ACCEPTED = "clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks"
+ACCEPTED = ("clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks, and the "
+            "per-pixel threat model pgd<K>-map, mma-map, mma<K>-map (eps-maps from a run's CAM)")
 DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")
 MAX_STEPS = 10_000
 
@@ -36,10 +38,17 @@ class AttackSpec:
     name: str  # canonical: clean, fgsm, pgd20, mma (= 20 steps), mma100, aa, corruptions, checks
     kind: str  # clean | fgsm | pgd | mma | aa | corruptions | checks
     steps: int = 0
+    per_pixel: bool = False  # pgd<K>-map, mma<K>-map: each image's own eps-map (part.threat_maps)
 
 
 def parse_attack(name: str) -> AttackSpec:
-    key = name.strip().lower().replace("-", "")
+    key = name.strip().lower()
+    if key.endswith(("-map", "_map")):
+        spec = parse_attack(key[:-4])
+        if spec.kind not in ("pgd", "mma"):
+            raise ValueError(f"'{name.strip()}': only pgd<K> and mma<K> have a per-pixel variant; accepted: {ACCEPTED}")
+        return AttackSpec(f"{spec.name}-map", spec.kind, spec.steps, per_pixel=True)
+    key = key.replace("-", "")
     aliases = {"natural": "clean", "autoattack": "aa", "pgd": "pgd20", "mma20": "mma", "corruption": "corruptions"}
     key = aliases.get(key, key)
     if key in ("clean", "fgsm", "aa", "corruptions", "checks"):
@@ -103,7 +112,7 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
              state_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
              callback: ProgressCallback | None = None,
              on_result: Callable[[str, dict], None] | None = None,
-             corruption_files: str | Path | None = None) -> dict:
+             corruption_files: str | Path | None = None, map_source: MapSource | None = None) -> dict:
     """Evaluate `model` on `data` under each attack; returns a JSON-ready dict.
 
     data: a part.data dataset, a loader of (x, y, ...) batches, or an (x, y) pair of tensors.
@@ -113,9 +122,13 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     callback(event) gets per-batch progress; on_result(name, record) each finished attack.
     corruption_files: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C files for "corruptions"
     (part.corruption_files), read instead of corrupting the test images.
+    map_source: where pgd<K>-map and mma<K>-map take each image's eps-map from (part.threat_maps).
     Result: {"eps", "n", "seconds", "attacks": {name: {"accuracy", "n", "seconds", "correct", "params", ...}}}.
     """
     specs = parse_attacks(attacks)
+    mapped = [s.name for s in specs if s.per_pixel]
+    if mapped and map_source is None:
+        raise ValueError(f"{', '.join(mapped)} attack with eps-maps: name the run whose CAMs make them (--map-run)")
     eps = default_eps(data) if eps is None else float(eps)
     if not 0 < eps <= 1:
         raise ValueError(f"eps must be in (0, 1] (a fraction of the pixel range), got {eps:g}")
@@ -125,7 +138,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     for spec in specs:
         with seeded(seed, model_device(model)):
             record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
-                                state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files)
+                                state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files,
+                                map_source=map_source)
         results[spec.name] = {"kind": spec.kind, **record}
         if on_result is not None:
             on_result(spec.name, results[spec.name])
@@ -134,7 +148,10 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
 
 def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                batch_size: int, surrogate: nn.Module | None, state_dir: str | Path | None, seed: int,
-               progress: Progress, corruption_files: str | Path | None = None) -> dict:
+               progress: Progress, corruption_files: str | Path | None = None,
+               map_source: MapSource | None = None) -> dict:
+    if spec.per_pixel:
+        return _mapped_attack(spec, model, x, y, map_source, batch_size, progress)
     if spec.kind == "aa":
         from part.autoattack import autoattack
 
@@ -170,3 +187,24 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Ten
     with progress.task(spec.name, len(x)) as task:
         correct = correct_under(model, x, y, attack, batch_size=batch_size, task=task)
     return accuracy_record(correct, time.time() - t0, **params)
+
+
+def _mapped_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, source: MapSource,
+                   batch_size: int, progress: Progress) -> dict:
+    """PGD-K or MMA-K bounded by each image's eps-map; step size a quarter of the map's largest budget."""
+    from part import attacks
+
+    step = source.eps / 4
+    t_map = time.time()
+    emap = source.maps(x, y)
+    if spec.kind == "pgd":
+        attack = lambda m, xb, yb, eb: attacks.pgd(m, xb, yb, eps=eb, step_size=step, steps=spec.steps)
+        params = {"eps": source.eps, "steps": spec.steps, "step_size": step, "random_start": True}
+    else:
+        attack = lambda m, xb, yb, eb: attacks.mma(m, xb, yb, eps=eb, step_size=step, steps=spec.steps, k=3)
+        params = {"eps": source.eps, "steps": spec.steps, "step_size": step, "k": 3, "kappa": 50.0}
+    t0 = time.time()
+    with progress.task(spec.name, len(x)) as task:
+        correct = correct_under_maps(model, x, y, emap, attack, batch_size=batch_size, task=task)
+    return {**accuracy_record(correct, time.time() - t0, **params), "map": source.record(emap),
+            "map_seconds": round(t0 - t_map, 3)}

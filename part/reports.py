@@ -63,10 +63,13 @@ def merge(results: Sequence[dict]) -> list[dict]:
 
 
 def images_line(results: Sequence[dict]) -> str:
-    """'10000 test images per model (Natural, PGD-20); 1000 (AA)': how many images each attack saw."""
+    """'10000 test images per model (Natural, PGD-20); 1000 (AA)': how many images each attack saw (the
+    per-pixel -map attacks say it in their own table)."""
     by_n: dict[int, list[str]] = {}
     for r in results:
         for name, rec in r.get("attacks", {}).items():
+            if "map" in rec:
+                continue
             n = rec.get("n") or r.get("n")
             if rec.get("accuracy") is not None and heading(name) not in by_n.setdefault(n, []):
                 by_n[n].append(heading(name))
@@ -165,6 +168,10 @@ def attack_columns(results: Sequence[dict]) -> list[tuple[str, str]]:
 
 
 def heading(attack: str) -> str:
+    """Natural, PGD-20, MMA, ...; 'pgd20-map@RUN' -> 'PGD-20 map (RUN)': the attack with RUN's eps-maps."""
+    base, at, source = attack.partition("@")
+    if base.endswith("-map"):
+        return f"{heading(base[:-4])} map" + (f" ({source})" if at else "")
     fixed = {"clean": "Natural", "fgsm": "FGSM", "mma": "MMA", "aa": "AA", "corruptions": "Corruptions (mean)"}
     if attack in fixed:
         return fixed[attack]
@@ -217,6 +224,23 @@ def _corruption_acc(runs: Sequence[dict], name: str, severity: int | None) -> li
     return out
 
 
+def map_rows(results: Sequence[dict]) -> Table:
+    """One row per model and -map attack: whose maps, their recipe and budgets, accuracy."""
+    header = ["Method", "Attack", "Maps of", "Recipe", "eps / eps_low (/255)", "Mean budget (/255)",
+              "Full-eps pixels (%)", "Images", "Accuracy (%)"]
+    rows = []
+    for r in results:
+        for name, rec in r.get("attacks", {}).items():
+            m = rec.get("map")
+            if m is None or rec.get("accuracy") is None:
+                continue
+            rows.append([str(r.get("label")), heading(name.split("@")[0]), f"{m.get('map_run')} epoch {m.get('map_epoch')}",
+                         str(m.get("recipe")), f"{255 * m['eps']:.2f} / {255 * m['eps_low']:.2f}",
+                         f"{m['mean_budget_255']:.2f}", f"{100 * m['full_eps_fraction']:.1f}", str(rec.get("n")),
+                         f"{100 * rec['accuracy']:.2f}"])
+    return header, rows
+
+
 def checks_rows(result: dict) -> Table:
     rec = result.get("attacks", {}).get("checks")
     rows = [[c["title"], {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]], c["detail"]]
@@ -251,6 +275,9 @@ def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str
         parts += ["\n## Corruptions at severity 1 (accuracy %, Table 4)\n", corruption_table(results, 1),
                   "\n## Corruptions, mean over severities 1-5 (accuracy %)\n", corruption_table(results, None)]
         parts += [f"\n{line}\n" for line in corruption_sources(results)]
+    maps = map_rows(results)
+    if maps[1]:
+        parts += ["\n## Per-pixel threat model (each test image's own eps-map, accuracy %)\n", markdown(maps)]
     for r in results:
         if "checks" in r.get("attacks", {}):
             name = f"{r.get('label')} epoch {r.get('epoch')} ({Path(str(r.get('checkpoint'))).name})"

@@ -9,6 +9,7 @@ from frontend import job_panel, reports, ui
 from frontend.choices import EVAL_ATTACKS
 
 DEFAULT_ATTACKS = ["clean", "pgd20", "mma"]
+OWN_MAPS = "the evaluated run (its own)"
 
 
 def new_evaluation(runs: list[dict]) -> None:
@@ -29,6 +30,10 @@ def new_evaluation(runs: list[dict]) -> None:
                               help="With the corruptions attack: read the published files instead of generating "
                                    "them. CIFAR-10-C / CIFAR-100-C: DIR/<corruption>.npy (5 severities stacked) "
                                    "and DIR/labels.npy; Tiny-ImageNet-C: DIR/<corruption>/<severity>/<wnid>/*.JPEG")
+        others = [r["id"] for r in runs if r["id"] != run["id"]]
+        map_run = st.selectbox("eps-maps of (pgd20-map, mma-map)", [OWN_MAPS] + others, key="ev-map-run",
+                               help="The -map attacks bound each test image by its own eps-map, made from this "
+                                    "run's CAM with its recipe, eps and eps_low (Algorithm 1)")
         submitted = st.form_submit_button("Start evaluation", type="primary", icon=":material/analytics:")
     if submitted:
         if not attacks:
@@ -39,7 +44,8 @@ def new_evaluation(runs: list[dict]) -> None:
             return
         with ui.shown_errors():
             job = ui.api().submit_eval(run["id"], None if epoch == "newest" else int(epoch), ",".join(attacks), int(n),
-                                       corruption_files=files.strip() or None)
+                                       corruption_files=files.strip() or None,
+                                       map_run=None if map_run == OWN_MAPS else map_run)
             st.session_state[job_panel.WATCH] = job["id"]
             st.toast(f"Queued evaluation job {job['id']} of {run['id']}", icon=":material/analytics:")
 

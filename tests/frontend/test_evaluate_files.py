@@ -36,3 +36,27 @@ def test_a_folder_without_the_corruptions_attack_is_refused_before_any_job(app, 
     no_exceptions(at)
     assert any("read by the corruptions attack" in e.value for e in at.error)
     assert len(api.get("/api/jobs").json()) == before
+
+
+def test_map_columns_name_whose_maps_and_their_budget():
+    from frontend.reports import _column_help, heading
+
+    assert heading("pgd20-map@fmnist-part-s0") == "PGD-20 map (fmnist-part-s0)" and heading("mma-map") == "MMA map"
+    found = [{"attacks": {"pgd20-map@fmnist-part-s0": {"accuracy": 0.7, "map": {
+        "map_run": "fmnist-part-s0", "map_epoch": 10, "recipe": "paper", "eps": 0.1, "eps_low": 0.0875,
+        "mean_budget_255": 23.62, "full_eps_fraction": 0.411}}}}]
+    text = _column_help("pgd20-map@fmnist-part-s0", found)
+    assert "fmnist-part-s0 epoch 10 (paper; eps 25.5/255, eps_low 22.3/255; mean budget 23.62/255" in text
+    assert "41.1% of pixel values" in text and _column_help("pgd20", found) == "accuracy (%) under pgd20"
+
+
+def test_the_map_run_is_sent_only_when_another_run_is_chosen(app, api):
+    at = open_page(app, "evaluate")
+    options = at.selectbox(key="ev-map-run").options
+    assert options[0] == "the evaluated run (its own)" and at.selectbox(key="ev-run").value not in options
+    at.multiselect(key="ev-attacks").set_value(["pgd20-map"])
+    at.number_input(key="ev-n").set_value(4)
+    at.button(key="FormSubmitter:eval-form-Start evaluation").click().run()
+    no_exceptions(at)
+    job = [j for j in api.get("/api/jobs").json() if j["kind"] == "eval"][0]
+    assert job["spec"]["attacks"] == ["pgd20-map"] and "map_run" not in job["spec"]
