@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from tests.frontend.servers import APP, free_port
 
 
-@pytest.mark.parametrize("page", [None, "compare", "train", "evaluate"])
+@pytest.mark.parametrize("page", [None, "compare", "train", "evaluate", "theory"])
 def test_every_page_shows_the_down_banner(page, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("PART_API_URL", url)
