@@ -202,7 +202,9 @@ def _eval(args) -> None:
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
-        ran_now = name.split("@")[0] in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
+        base, _, map_run = name.partition("@")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
+        ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
+                   and map_run in ("", _map_run_name(args)))
         kept = "" if ran_now else ", kept from an earlier run"
         print(f"{name:12s} {shown:>10s}  ({rec['seconds']:.1f} s{kept})")
         if rec.get("params", {}).get("source") == "files":
@@ -216,6 +218,12 @@ def _eval(args) -> None:
                   f"{255 * m['eps_low']:.2f}/255): mean budget {m['mean_budget_255']:.2f}/255, full eps on "
                   f"{100 * m['full_eps_fraction']:.1f}% of pixel values")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _map_run_name(args) -> str:
+    """The run whose maps this `part eval` uses: --map-run, else the evaluated run."""
+    source = Path(args.map_run or args.run or Path(args.checkpoint).parent.parent)
+    return source.resolve().name
 
 
 def _report(args) -> None:

@@ -102,3 +102,15 @@ def test_cli_flags_and_errors(tmp_path, capsys):
     assert "map_run set the eps-maps of the -map attacks" in capsys.readouterr().err
     with pytest.raises(ValueError, match="eps_low <= eps"):
         evaluate_checkpoint(run=AT, epoch=10, attacks="pgd2-map", n=4, out=tmp_path / "c", device="cpu", map_eps_low=0.2)
+
+
+@shipped
+def test_the_cli_says_which_map_results_were_kept(tmp_path, capsys):
+    base = ["eval", "--run", str(AT), "--epoch", "10", "--attacks", "pgd1-map", "--n", "4", "--out", str(tmp_path),
+            "--device", "cpu", "--no-progress"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--map-run", str(PART)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if "%" in line and "@" in line}
+    assert "kept from an earlier run" in lines["pgd1-map@fmnist-at-s0"]
+    assert "kept" not in lines["pgd1-map@fmnist-part-s0"]
