@@ -17,13 +17,13 @@ from backend.deps import ModelSlots, Services, require_token
 from backend.jobs import JobSupervisor
 from backend.limits import BodyLimit
 from backend.registry import Registry
-from backend.routers import datasets, images, jobs, runs
+from backend.routers import datasets, images, jobs, runs, theory
 from backend.schemas import Health
 from backend.settings import Settings, load_settings
 from part.distributed import max_nproc
 
 MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the file
-UPLOAD_STATUSES = (400, 415, 503)  # only the image routes decode uploads and compute with models
+UPLOAD_STATUSES = (415, 503)  # only the image routes decode uploads and compute with models
 
 
 def _version() -> str:
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
                 "model_concurrency": svc.slots.limit}
 
     guarded = [Depends(require_token)]
-    for router in (runs.router, datasets.router, images.router, jobs.router):
+    for router in (runs.router, datasets.router, images.router, jobs.router, theory.router):
         app.include_router(router, dependencies=guarded)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)

@@ -85,6 +85,17 @@ def _json(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents on this path (Starlette's own Allow names only one route's)."""
+    from starlette.routing import compile_path
+
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -107,10 +118,13 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not accepted on {request.url.path}; see /docs for its methods"
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            message = f"{request.method} is not accepted on {request.url.path}; accepted: {', '.join(allowed)}"
+            headers["Allow"] = ", ".join(allowed)
         response = _json(exc.status_code, message)
-        response.headers.update(getattr(exc, "headers", None) or {})
+        response.headers.update(headers)
         return response
 
     # part's own errors name what was wrong and what is accepted: pass them on as 4xx.

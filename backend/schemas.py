@@ -7,36 +7,61 @@ the run's fixed probe images (`probe`). Exactly one source per request.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 Finite = dict(allow_inf_nan=False)
+RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+NUMBER_TEXT = r"^\s*(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*)?\s*$"
+
+
+RUN_IDS = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*$"
+
+
+def omittable(schema: dict[str, Any]) -> WithJsonSchema:
+    """An optional form field is left out, never sent as null (a form cannot carry null)."""
+    return WithJsonSchema(schema)
+
+
+def documented(schema: dict[str, Any]) -> WithJsonSchema:
+    """The field's rule in the schema; the service checks it with a message naming what is accepted."""
+    return WithJsonSchema(schema)
+
+
+def _methods_pattern() -> str:
+    from part.cam import METHODS
+
+    name = "(" + "|".join(re.escape(m) for m in METHODS) + ")"
+    return rf"^\s*{name}(\s*,\s*{name})*\s*$"
 
 
 class ImageForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    file: UploadFile | None = Field(None, description="an image: PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")
-    dataset: str | None = Field(None, description="dataset of the sample given by `index` (default: the run's)")
+    file: Annotated[UploadFile | None, omittable({"type": "string", "format": "binary"})] = Field(None, description="an image: PNG, JPEG, WebP, BMP, TIFF or GIF (first frame)")
+    dataset: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="dataset of the sample given by `index` (default: the run's)")
     split: Literal["train", "test"] = "test"
-    index: int | None = Field(None, ge=0, description="a dataset sample instead of an upload")
-    probe: int | None = Field(None, ge=0, description="one of the run's probe images instead of an upload")
+    index: Annotated[int | None, omittable({"type": "integer", "minimum": 0})] = Field(None, ge=0, description="a dataset sample instead of an upload")
+    probe: Annotated[int | None, omittable({"type": "integer", "minimum": 0})] = Field(None, ge=0, description="one of the run's probe images instead of an upload")
 
 
 class CamForm(ImageForm):
-    run: str = Field(description="run id, as listed by GET /api/runs")
-    epoch: int | None = Field(None, ge=0, description="checkpoint epoch (default: the newest)")
-    methods: str = Field("gradcam", description="CAM method(s), comma-separated; 'ensemble' is the default ensemble")
+    run: Annotated[str, documented({"type": "string", "pattern": RUN_ID})] = Field(
+        description="run id, as listed by GET /api/runs")
+    epoch: Annotated[int | None, omittable({"type": "integer", "minimum": 0})] = Field(
+        None, ge=0, description="checkpoint epoch (default: the newest)")
+    methods: Annotated[str, documented({"type": "string", "pattern": _methods_pattern()})] = Field("gradcam", description="CAM method(s), comma-separated; 'ensemble' is the default ensemble")
     ensemble: bool = Field(False, description="also combine the listed methods into one weighted ensemble map")
-    weights: str | None = Field(None, description="ensemble weights, comma-separated, one per method")
-    target: str = Field("pred", description="class to explain: pred, label (dataset/probe images) or a class index")
-    recipe: str | None = Field(None, description="eps-map recipe (default: the run's)")
-    eps: str | None = Field(None, description="full budget, e.g. 0.1 or 8/255 (default: the run's)")
-    eps_low: str | None = Field(None, description="budget of unimportant pixels (default: the run's)")
-    threshold: float | None = Field(None, description="option of the paper/shuffled/uniform-mean recipes", **Finite)
-    tau: float | None = Field(None, description="option of the soft recipes", **Finite)
-    quadrant: str | None = Field(None, description="option of the quadrant recipe: ul, ur, bl, br")
+    weights: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="ensemble weights, comma-separated, one per method")
+    target: Annotated[str, documented({"type": "string", "pattern": r"^\s*(pred|label|\d{1,6})\s*$"})] = Field("pred", description="class to explain: pred, label (dataset/probe images) or a class index")
+    recipe: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="eps-map recipe (default: the run's)")
+    eps: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="full budget, e.g. 0.1 or 8/255 (default: the run's)")
+    eps_low: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="budget of unimportant pixels (default: the run's)")
+    threshold: Annotated[float | None, omittable({"type": "number"})] = Field(None, description="option of the paper/shuffled/uniform-mean recipes", **Finite)
+    tau: Annotated[float | None, omittable({"type": "number"})] = Field(None, description="option of the soft recipes", **Finite)
+    quadrant: Annotated[str | None, omittable({"type": "string", "enum": ["ul", "ur", "bl", "br"]})] = Field(None, description="option of the quadrant recipe: ul, ur, bl, br")
 
 
 class ExplainForm(CamForm):
@@ -48,14 +73,14 @@ class AttackForm(CamForm):
     attack: Literal["pgd", "mma"] = "pgd"
     budget: Literal["eps-map", "scalar"] = Field("eps-map", description="PART's per-pixel map, or eps everywhere")
     steps: int = Field(10, ge=1, le=200)
-    step_size: str | None = Field(None, description="step size (default: eps/4)")
+    step_size: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="step size (default: eps/4)")
     random_start: bool = True
 
 
 class CompareForm(ImageForm):
-    runs: str = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
-    epochs: str | None = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
-    method: str | None = Field(None, description="CAM method (default: each run's own, read from its stored probes)")
+    runs: Annotated[str, documented({"type": "string", "pattern": RUN_IDS})] = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
+    epochs: Annotated[str | None, omittable({"type": "string", "pattern": r"^\s*(all|\d{1,6}(\s*,\s*\d{1,6})*)?\s*$"})] = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
+    method: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="CAM method (default: each run's own, read from its stored probes)")
 
 
 class Prediction(BaseModel):

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,9 +20,11 @@ from backend.schemas import JobView
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JOB_ID = re.compile(r"[0-9a-f]{1,32}")
 HEARTBEAT_S = 15.0
+JobId = Annotated[str, Path(description="lowercase hex, as listed by GET /api/jobs",
+                            json_schema_extra={"pattern": "^[0-9a-f]{1,32}$"})]
 
 
-def _id(job_id: str) -> str:
+def _id(job_id: JobId) -> str:
     if not JOB_ID.fullmatch(job_id):
         raise bad_request(f"job id '{job_id[:60]}' is not accepted; job ids are lowercase hex (see GET /api/jobs)")
     return job_id
@@ -43,35 +45,35 @@ def list_jobs(svc: Services = Depends(services)):
 
 
 @router.get("/{job_id}", response_model=JobView, summary="state, phase, epoch, progress, ETA, latest metrics")
-def get_job(job_id: str, svc: Services = Depends(services)):
+def get_job(job_id: JobId, svc: Services = Depends(services)):
     return svc.jobs.view(_id(job_id))
 
 
 @router.get("/{job_id}/log", response_class=PlainTextResponse, summary="the tail of the job's output",
             responses={200: {"content": {"text/plain": {}}}})
-def get_log(job_id: str, tail: int = Query(65536, ge=1, le=10_000_000), svc: Services = Depends(services)):
+def get_log(job_id: JobId, tail: int = Query(65536, ge=1, le=10_000_000), svc: Services = Depends(services)):
     return svc.jobs.log(_id(job_id), tail)
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, summary="stop the job's processes; its run keeps the last epoch")
-def cancel(job_id: str, svc: Services = Depends(services)):
+def cancel(job_id: JobId, svc: Services = Depends(services)):
     return svc.jobs.cancel(_id(job_id))
 
 
 @router.post("/{job_id}/resume", response_model=JobView, summary="queue an interrupted, failed or cancelled job again")
-def resume(job_id: str, svc: Services = Depends(services)):
+def resume(job_id: JobId, svc: Services = Depends(services)):
     return svc.jobs.resume(_id(job_id))
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, summary="forget a finished job (its run stays)")
-def delete(job_id: str, svc: Services = Depends(services)):
+def delete(job_id: JobId, svc: Services = Depends(services)):
     svc.jobs.delete(_id(job_id))
     return Response(status_code=204)
 
 
 @router.get("/{job_id}/events", summary="server-sent events: the job view on every change, until it ends",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def events(job_id: str, request: Request, svc: Services = Depends(services)):
+async def events(job_id: JobId, request: Request, svc: Services = Depends(services)):
     await run_in_threadpool(svc.jobs.view, _id(job_id))  # 404 before the stream starts
 
     async def stream():

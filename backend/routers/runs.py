@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
 
 from backend import render
 from backend.deps import Services, services
@@ -11,6 +13,8 @@ from backend.inputs import probe_inputs
 from backend.schemas import RunDetail, RunSummary, Sample
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
+RunId = Annotated[str, Path(description="run id, as listed by GET /api/runs",
+                            json_schema_extra={"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"})]
 
 
 @router.get("", response_model=list[RunSummary], summary="every run folder under the checkpoint root")
@@ -19,11 +23,11 @@ def list_runs(svc: Services = Depends(services)):
 
 
 @router.get("/{run_id}", response_model=RunDetail, summary="config, per-epoch metrics, evaluation reports")
-def get_run(run_id: str, svc: Services = Depends(services)):
+def get_run(run_id: RunId, svc: Services = Depends(services)):
     return svc.registry.detail(run_id)
 
 
-def _probes(svc: Services, run_id: str) -> list[tuple]:
+def _probes(svc: Services, run_id: RunId) -> list[tuple]:
     """(image [C,H,W], sample fields) for each of the run's probe images."""
     run = svc.registry.run(run_id)
     probes, dataset = probe_inputs(run), run.config().get("dataset")
@@ -37,13 +41,13 @@ def _probes(svc: Services, run_id: str) -> list[tuple]:
 
 
 @router.get("/{run_id}/probes", response_model=list[Sample], summary="the run's fixed probe images")
-def list_probes(run_id: str, svc: Services = Depends(services)):
+def list_probes(run_id: RunId, svc: Services = Depends(services)):
     return [{**info, "image_png": render.image_url(x)} for x, info in _probes(svc, run_id)]
 
 
 @router.get("/{run_id}/probes/{k}/image", response_class=Response, summary="a probe image as PNG (model size)",
             responses={200: {"content": {"image/png": {}}}})
-def probe_image(run_id: str, k: int, svc: Services = Depends(services)):
+def probe_image(run_id: RunId, k: int, svc: Services = Depends(services)):
     probes = _probes(svc, run_id)
     if not 0 <= k < len(probes):
         raise not_found(f"run '{run_id}' has {len(probes)} probe images; k must be 0..{len(probes) - 1}, got {k}")

@@ -28,12 +28,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path, log: Path):
+    def __init__(self, root: Path, log: Path, env: dict[str, str] | None = None):
         self.root, self.log, self.port, self.process = root, log, free_port(), None
+        self.extra_env = env or {}
 
     def start(self) -> "Server":
         env = {k: v for k, v in os.environ.items() if not k.startswith("PART_")}
         env["OMP_NUM_THREADS"] = "1"  # the server's jobs inherit it: 2 shared cores, several processes
+        env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "part.cli", "serve", "--port", str(self.port), "--checkpoints", str(self.root)],
