@@ -410,3 +410,76 @@ def test_a_running_status_whose_pid_was_reused_shows_interrupted(checkpoints):
     finally:
         later.kill()
         later.wait()
+
+
+# -- 1, end to end: a planted CIFAR-10 folder under a data root fails the job and runs nothing -----
+
+class Marker:
+    def __reduce__(self):
+        return (os.system, (f"touch {PLANTED_MARKER}",))
+
+
+PLANTED_MARKER = "/tmp/part-hardening-planted-job"
+
+
+def test_a_job_on_planted_cifar_batches_fails_cleanly_and_runs_nothing(checkpoints, tmp_path):
+    Path(PLANTED_MARKER).unlink(missing_ok=True)
+    folder = tmp_path / "data" / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({b"data": Marker(), b"labels": [0]}))
+    with make_client(checkpoints, data_dir=tmp_path / "data", start_jobs=True) as c:
+        job = c.post("/api/jobs", json={"kind": "train", "preset": "cifar10-at", "name": "planted",
+                                        "overrides": {"data_dir": str(tmp_path / "data" / "cifar10"), "epochs": 1,
+                                                      "subset": 8, "device": "cpu"}}).json()
+        deadline = time.time() + 120
+        while c.get(f"/api/jobs/{job['id']}").json()["state"] in ("queued", "running") and time.time() < deadline:
+            time.sleep(0.5)
+        view = c.get(f"/api/jobs/{job['id']}").json()
+        log = c.get(f"/api/jobs/{job['id']}/log").text
+    assert view["state"] == "failed" and "not a CIFAR-10 batch" in log, (view, log[-2000:])
+    assert not Path(PLANTED_MARKER).exists()
+
+
+# -- 6, end to end: the documented uvicorn entry point on 0.0.0.0 serves only this machine ---------
+
+def _outside_address() -> str | None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.123", 9))  # no packet is sent: this only picks the outgoing interface
+            address = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_uvicorn_factory_on_all_interfaces_refuses_other_addresses_without_a_token(run_root, tmp_path):
+    import shutil
+
+    from tests.backend.test_server_process import free_port
+
+    address = _outside_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    root = tmp_path / "checkpoints"
+    shutil.copytree(run_root, root)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PART_")} | {"PART_CHECKPOINTS": str(root)}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "backend.app:factory", "--host", "0.0.0.0",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                local = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert local.status_code == 200
+        remote = httpx.get(f"http://{address}:{port}/api/runs", timeout=10)
+        assert remote.status_code == 403 and "PART_TOKEN" in remote.json()["detail"]
+    finally:
+        server.terminate()
+        server.wait(10)
