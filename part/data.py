@@ -47,10 +47,11 @@ class DatasetInfo:
     image_size: int       # 0: depends on the data (imagefolder)
     default_eps: float    # standard L-inf evaluation budget
     description: str
+    object_threshold: float | None = None  # object mask = pixels brighter than this; None: no mask is known
 
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
-    DatasetInfo("fashion-mnist", 10, 1, 28, 0.1, "Fashion-MNIST, 28x28 greyscale, 60k/10k"),
+    DatasetInfo("fashion-mnist", 10, 1, 28, 0.1, "Fashion-MNIST, 28x28 greyscale, 60k/10k", object_threshold=0.1),
     DatasetInfo("cifar10", 10, 3, 32, 8 / 255, "CIFAR-10, 32x32 RGB, 50k/10k"),
     DatasetInfo("svhn", 10, 3, 32, 8 / 255, "SVHN digits, 32x32 RGB, 73k/26k"),
     DatasetInfo("tiny-imagenet", 200, 3, 64, 8 / 255, "Tiny-ImageNet-200, 64x64 RGB, 100k/10k (val)"),
