@@ -58,3 +58,28 @@ def page(browser):
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS
+
+
+SHIPPED = ("fmnist-at-s0", "fmnist-part-s0", "fmnist-at-s1", "fmnist-part-s1")
+
+
+@pytest.fixture(scope="module")
+def shipped_stack(tmp_path_factory):
+    """(dashboard URL, API URL) over a copy of shipped runs (AT and PART, seeds 0 and 1), for the views
+    that answer questions on real runs: the difference row, who wins, Table 1."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or set PART_CHROMIUM)")
+    logs = tmp_path_factory.mktemp("e2e-shipped-logs")
+    root = tmp_path_factory.mktemp("e2e-shipped") / "checkpoints"
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints"
+    for run in SHIPPED:
+        shutil.copytree(shipped / run, root / run)
+    api, api_url = backend(root, logs / "backend.log")
+    try:
+        ui, ui_url = dashboard(api_url, logs / "streamlit.log")
+    except BaseException:
+        api.stop()
+        raise
+    yield ui_url, api_url
+    ui.stop()
+    api.stop()
