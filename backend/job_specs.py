@@ -26,7 +26,7 @@ from part.config import CHOICES, PRESETS, RANGES, TrainConfig, parse_number, pre
 from part.distributed import max_nproc
 
 PART = [sys.executable, "-m", "part.cli"]  # the same interpreter and install as the server
-PIXEL_FRACTIONS = ("eps", "eps_low", "step_size")
+PIXEL_FRACTIONS = ("eps", "eps_low", "step_size", "map_eps", "map_eps_low")
 NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*([eE][-+]?\d+)?)?\s*$"
 
 
@@ -105,6 +105,8 @@ class TrainJobRequest(BaseModel):
                                             "server, or its CPU cores without CUDA")
 
 
+
+
 class EvalJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["eval"]
@@ -113,6 +115,17 @@ class EvalJobRequest(BaseModel):
     attacks: str = Field("clean,pgd20,mma", description="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, "
                                                         "corruptions, checks")
     n: int = Field(1000, ge=0, le=100_000, description="test images (0: the whole test set)")
+    corruption_files: str | None = Field(None, max_length=4096, description="corruptions: read the published "
+                                         "CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C files from this folder (under "
+                                         "the server's data folders) instead of generating them")
+    map_run: str | None = Field(None, description="pgd<K>-map / mma-map: the run whose CAMs make each test image's "
+                                                  "eps-map (default: the evaluated run)")
+    map_epoch: int | None = Field(None, ge=0, description="the map run's epoch (default: its newest)")
+    map_recipe: str | None = Field(None, max_length=40, description="mask recipe of the maps (default: the map run's)")
+    map_eps: _number("map_eps", 0, 1) | None = Field(None, description="largest budget of the maps (default: the map run's eps)")
+    map_eps_low: _number("map_eps_low", 0, 1) | None = Field(None, description="budget of unimportant pixels (default: the map run's)")
+    amp: Literal["off", "bf16"] = Field("off", description="precision of the evaluation's forward passes; float32 "
+                                                          "(off) unless asked, so robustness is never weakened")
 
 
 JobRequest = Annotated[Union[TrainJobRequest, EvalJobRequest], Field(discriminator="kind")]
@@ -126,12 +139,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def data_dir_inside_roots(data_dir: str, settings: Settings) -> str:
+def data_dir_inside_roots(data_dir: str, settings: Settings, what: str = "data_dir") -> str:
     """The resolved `data_dir`, which must lie under one of the server's data roots."""
     real = Path(data_dir).expanduser().resolve()
     roots = settings.data_roots()
     if not any(real == root or root in real.parents for root in roots):
-        raise bad_request(f"data_dir '{data_dir[:200]}' is outside this server's data folders; accepted: folders "
+        raise bad_request(f"{what} '{data_dir[:200]}' is outside this server's data folders; accepted: folders "
                           f"under {', '.join(map(str, roots)) or 'none'} (the server's PART_DATA_DIR adds one)")
     return str(real)
 
@@ -187,7 +200,23 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
             "--n", str(req.n), "--out", str(out), "--no-progress"]
     if settings.device != "auto":
         argv += ["--device", settings.device]
-    spec = {**req.model_dump(), "epoch": epoch, "attacks": attacks}
+    if req.corruption_files:
+        argv += ["--corruption-files", data_dir_inside_roots(req.corruption_files, settings, "corruption_files")]
+    if req.map_run is not None:
+        registry.epoch(req.map_run, req.map_epoch)  # 404/409 unless that run and epoch can be read
+        argv += ["--map-run", str(registry.run(req.map_run).path)]
+    for flag, value in (("--map-epoch", req.map_epoch), ("--map-recipe", req.map_recipe), ("--map-eps", req.map_eps),
+                        ("--map-eps-low", req.map_eps_low)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if req.map_recipe is not None:
+        from part.masks import RECIPES
+
+        if req.map_recipe not in RECIPES:
+            raise bad_request(f"map_recipe '{req.map_recipe}' is not accepted; accepted: {', '.join(RECIPES)}")
+    if req.amp != "off":
+        argv += ["--amp", req.amp]
+    spec = {**req.model_dump(exclude_none=True), "epoch": epoch, "attacks": attacks}
     return {"kind": "eval", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(out)}
 
 

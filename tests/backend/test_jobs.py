@@ -128,3 +128,25 @@ def test_job_api_lifecycle_without_starting_processes(checkpoints):
         assert c.get(f"/api/jobs/{job['id']}").status_code == 404
         assert c.get("/api/jobs/NOT-HEX").status_code == 422
         assert c.get(f"/api/jobs/{evaluation['id']}/log").text == ""
+
+
+def test_eval_jobs_carry_corruption_files_maps_and_precision(checkpoints, tmp_path):
+    files = tmp_path / "data" / "CIFAR-10-C"
+    files.mkdir(parents=True)
+    with make_client(checkpoints, data_dir=tmp_path / "data") as c:
+        ok = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "pgd20-map,corruptions",
+                                       "map_run": "part-tiny", "map_eps": "8/255", "map_eps_low": 0.02,
+                                       "corruption_files": str(files), "amp": "bf16"})
+        assert ok.status_code == 201, ok.text
+        argv = c.app.state.services.jobs.store.get(ok.json()["id"])["argv"]
+        text = " ".join(argv)
+        assert f"--corruption-files {files}" in text and "--map-run " in text and text.endswith("--amp bf16")
+        assert argv[argv.index("--map-run") + 1].endswith("part-tiny") and "--map-eps 0.03137" in text
+        for body, status, words in (
+                ({"corruption_files": "/etc"}, 422, "corruption_files '/etc' is outside"),
+                ({"map_run": "ghost"}, 404, "no run 'ghost'"),
+                ({"map_recipe": "magic"}, 422, "accepted: paper"),
+                ({"map_eps_low": 2}, 422, "map_eps_low is a fraction"),
+                ({"amp": "fp16"}, 422, "amp")):
+            r = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "pgd20-map", **body})
+            assert r.status_code == status and words in r.json()["detail"], r.text
