@@ -202,6 +202,9 @@ def _eval(args) -> None:
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
+        if rec.get("kind") in ("alignment", "faithfulness"):  # CAM numbers, not accuracies (part.faithfulness)
+            value = rec.get("energy") if rec["kind"] == "alignment" else rec.get("road_combined")
+            shown = "no mask" if value is None else f"{value:.4f}"
         base, _, map_run = name.partition("@")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
                    and map_run in ("", _map_run_name(args)))

@@ -166,7 +166,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
                  surrogate=surrogate_model, state_dir=out_dir, seed=seed, progress=progress, callback=callback,
-                 on_result=on_result, corruption_files=corruption_files, map_source=map_source)
+                 on_result=on_result, corruption_files=corruption_files, map_source=map_source, cam=config)
     else:
         write_json(out_dir / "eval.json", result, indent=None)
     from part.reports import write_reports

@@ -28,7 +28,8 @@ from part.data import DATASETS
 from part.threat_maps import MapSource, correct_under_maps
 
 ACCEPTED = ("clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks, and the "
-            "per-pixel threat model pgd<K>-map, mma-map, mma<K>-map (eps-maps from a run's CAM)")
+            "per-pixel threat model pgd<K>-map, mma-map, mma<K>-map (eps-maps from a run's CAM), and the CAM numbers "
+            "alignment (energy on the object) and faithfulness (ROAD)")
 DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")
 MAX_STEPS = 10_000
 
@@ -51,7 +52,7 @@ def parse_attack(name: str) -> AttackSpec:
     key = key.replace("-", "")
     aliases = {"natural": "clean", "autoattack": "aa", "pgd": "pgd20", "mma20": "mma", "corruption": "corruptions"}
     key = aliases.get(key, key)
-    if key in ("clean", "fgsm", "aa", "corruptions", "checks"):
+    if key in ("clean", "fgsm", "aa", "corruptions", "checks", "alignment", "faithfulness"):
         return AttackSpec(key, key)
     if key == "mma":
         return AttackSpec("mma", "mma", 20)
@@ -112,7 +113,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
              state_dir: str | Path | None = None, seed: int = 0, progress: bool = False,
              callback: ProgressCallback | None = None,
              on_result: Callable[[str, dict], None] | None = None,
-             corruption_files: str | Path | None = None, map_source: MapSource | None = None) -> dict:
+             corruption_files: str | Path | None = None, map_source: MapSource | None = None,
+             cam: dict | None = None) -> dict:
     """Evaluate `model` on `data` under each attack; returns a JSON-ready dict.
 
     data: a part.data dataset, a loader of (x, y, ...) batches, or an (x, y) pair of tensors.
@@ -123,6 +125,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     corruption_files: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C files for "corruptions"
     (part.corruption_files), read instead of corrupting the test images.
     map_source: where pgd<K>-map and mma<K>-map take each image's eps-map from (part.threat_maps).
+    cam: the run's CAM settings for alignment and faithfulness (its training config will do; default gradcam
+    of the true label, part.faithfulness.cam_settings).
     Result: {"eps", "n", "seconds", "attacks": {name: {"accuracy", "n", "seconds", "correct", "params", ...}}}.
     """
     specs = parse_attacks(attacks)
@@ -139,7 +143,7 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
         with seeded(seed, model_device(model)):
             record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
                                 state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files,
-                                map_source=map_source)
+                                map_source=map_source, cam=_insight(data, cam) if spec.kind in INSIGHT else None)
         results[spec.name] = {"kind": spec.kind, **record}
         if on_result is not None:
             on_result(spec.name, results[spec.name])
@@ -149,7 +153,7 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
 def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                batch_size: int, surrogate: nn.Module | None, state_dir: str | Path | None, seed: int,
                progress: Progress, corruption_files: str | Path | None = None,
-               map_source: MapSource | None = None) -> dict:
+               map_source: MapSource | None = None, cam: dict | None = None) -> dict:
     if spec.per_pixel:
         return _mapped_attack(spec, model, x, y, map_source, batch_size, progress)
     if spec.kind == "aa":
@@ -170,6 +174,8 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Ten
         from part.corruptions import evaluate_corruptions
 
         return evaluate_corruptions(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
+    if spec.kind in INSIGHT:
+        return _insight_attack(spec, model, x, y, cam or _insight(None, None), batch_size, progress)
     if spec.kind == "checks":
         from part.checks import gradient_masking_checks
 
@@ -208,3 +214,24 @@ def _mapped_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch
         correct = correct_under_maps(model, x, y, emap, attack, batch_size=batch_size, task=task)
     return {**accuracy_record(correct, time.time() - t0, **params), "map": source.record(emap),
             "map_seconds": round(t0 - t_map, 3)}
+
+
+INSIGHT = ("alignment", "faithfulness")  # numbers of the run's CAMs, not accuracies (part.faithfulness)
+
+
+def _insight(data, cam: dict | None) -> dict:
+    from part.faithfulness import cam_settings
+
+    return {**cam_settings(cam), "dataset": getattr(data, "name", ""), "classes": getattr(data, "classes", None)}
+
+
+def _insight_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict,
+                    batch_size: int, progress: Progress) -> dict:
+    from part import faithfulness
+
+    settings = {k: cam[k] for k in ("cam_methods", "cam_weights", "cam_target")}
+    with progress.task(spec.name, len(x)) as task:
+        if spec.kind == "alignment":
+            return faithfulness.alignment(model, x, y, cam["dataset"], settings, batch_size=batch_size, task=task,
+                                          classes=cam.get("classes"))
+        return faithfulness.faithfulness(model, x, y, settings, batch_size=batch_size, task=task)

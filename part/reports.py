@@ -138,6 +138,28 @@ def baselines(groups: dict, baseline: str | None) -> dict[str, str]:
     return pairs
 
 
+def method_summary(results: Sequence[dict], attacks: Sequence[str],
+                   base_of: dict[str, str] | None = None) -> list[dict]:
+    """Table 1 as numbers: per method label, per attack the mean and sample std (%) over its runs, how many
+    runs hold it, and the difference of means to the label's baseline (`base_of`: label -> baseline label)."""
+    groups, base_of = group(results), base_of or {}
+    out = []
+    for label, runs in groups.items():
+        base = groups.get(base_of.get(label, ""))
+        cells = {}
+        for a in attacks:
+            values = accuracies(runs, a)
+            if not values:
+                continue
+            mean = statistics.fmean(values)
+            base_values = accuracies(base, a) if base else []
+            cells[a] = {"mean": mean, "std": statistics.stdev(values) if len(values) > 1 else None,
+                        "runs": len(values), "delta": mean - statistics.fmean(base_values) if base_values else None}
+        out.append({"label": label, "baseline": base_of.get(label) if base else None, "runs": len(runs),
+                    "dataset": ", ".join(sorted({str(r.get("dataset", "")) for r in runs})), "attacks": cells})
+    return out
+
+
 def accuracy_rows(results: Sequence[dict], columns: Sequence[tuple[str, str]] = TABLE1,
                   baseline: str | None = None) -> Table:
     """Table 1: one row per label; a column per (attack, heading); differences to each one's baseline.
@@ -241,6 +263,42 @@ def map_rows(results: Sequence[dict]) -> Table:
     return header, rows
 
 
+def cam_rows(results: Sequence[dict]) -> Table:
+    """One row per model with alignment or faithfulness results (part.faithfulness): the CAM's energy on
+    the object against the object's share of the pixels (what an even map scores), and ROAD (higher
+    combined = more faithful; MoRF/LeRF are changes of the true class's probability)."""
+    header = ["Method", "Run", "Epoch", "CAM", "Images (alignment)", "Energy on object", "Object share (even map)",
+              "Images (ROAD)", "ROAD combined", "ROAD MoRF", "ROAD LeRF", "CAM x image change"]
+    rows = []
+    for r in results:
+        al, fa = (r.get("attacks", {}).get(k) for k in ("alignment", "faithfulness"))
+        if al is None and fa is None:
+            continue
+        rec = al or fa
+        cam = "+".join(rec.get("cam_methods", [])) + f" ({rec.get('cam_target', 'label')})"
+        energy = "no object mask" if al is not None and al.get("energy") is None else _num(al, "energy")
+        rows.append([str(r.get("label")), Path(str(r.get("run") or "")).name or "–", str(r.get("epoch")), cam,
+                     str(al["n"]) if al else "–", energy, _num(al, "object_fraction"), str(fa["n"]) if fa else "–",
+                     _num(fa, "road_combined"), _num(fa, "road_morf"), _num(fa, "road_lerf"),
+                     _num(fa, "cam_mult_change")])
+    return header, rows
+
+
+def cam_class_rows(results: Sequence[dict]) -> Table:
+    """Energy on the object per class (rows) and model (columns), with the object share in brackets."""
+    recs = [(f"{r.get('label')} ({Path(str(r.get('run') or '')).name or r.get('epoch')})", r["attacks"]["alignment"])
+            for r in results if (r.get("attacks", {}).get("alignment") or {}).get("per_class")]
+    classes = list(dict.fromkeys(c for _, rec in recs for c in rec["per_class"]))
+    rows = [[c] + [f"{_num(rec['per_class'].get(c), 'energy')} ({_num(rec['per_class'].get(c), 'object_fraction')})"
+                   for _, rec in recs] for c in classes]
+    return ["Class"] + [name for name, _ in recs], rows
+
+
+def _num(rec: dict | None, key: str) -> str:
+    value = (rec or {}).get(key)
+    return "–" if value is None else f"{value:.3f}"
+
+
 def checks_rows(result: dict) -> Table:
     rec = result.get("attacks", {}).get("checks")
     rows = [[c["title"], {True: "pass", False: "FAIL", None: "skipped"}[c["passed"]], c["detail"]]
@@ -278,6 +336,14 @@ def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str
     maps = map_rows(results)
     if maps[1]:
         parts += ["\n## Per-pixel threat model (each test image's own eps-map, accuracy %)\n", markdown(maps)]
+    cams = cam_rows(results)
+    if cams[1]:
+        parts += ["\n## CAM alignment and faithfulness (the run's own CAMs, part.faithfulness)\n", markdown(cams)]
+        parts += [f"\n{r.get('label')}: {r['attacks']['alignment']['note']}.\n" for r in results
+                  if (r.get("attacks", {}).get("alignment") or {}).get("note")]
+        per_class = cam_class_rows(results)
+        if per_class[1]:
+            parts += ["\n## Energy on the object per class (object share in brackets)\n", markdown(per_class)]
     for r in results:
         if "checks" in r.get("attacks", {}):
             name = f"{r.get('label')} epoch {r.get('epoch')} ({Path(str(r.get('checkpoint'))).name})"
