@@ -18,6 +18,7 @@ from backend.jobs import JobSupervisor
 from backend.limits import BodyLimit
 from backend.registry import Registry
 from backend.routers import datasets, images, jobs, runs, theory
+from backend.routers import exports
 from backend.schemas import Health
 from backend.settings import Settings, load_settings
 from part.distributed import max_nproc
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     guarded = [Depends(require_token)]
     for router in (runs.router, datasets.router, images.router, jobs.router, theory.router):
         app.include_router(router, dependencies=guarded)
+    app.include_router(exports.router, dependencies=guarded)  # POST /api/export/npz
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
     async def openapi_schema():

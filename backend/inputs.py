@@ -13,7 +13,7 @@ from backend.datasets import DatasetCache
 from backend.errors import bad_request, conflict, not_found
 from backend.schemas import ImageForm
 from backend.settings import Settings
-from part.images import to_tensor
+from part.images import conversion_notes, fit_to_style, to_tensor
 from part.runs import RunDir, RunFolderError
 
 SOURCES = "an uploaded `file`, a dataset sample `index` (with `dataset`, `split`), or a `probe` of the run"
@@ -50,7 +50,7 @@ def resolve(form: ImageForm, data: bytes | None, *, run: RunDir, meta: dict, dat
     channels, size = meta["in_channels"], meta["image_size"]
     if data is not None:
         image = uploads.decode(data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
-        return ModelInput(to_tensor(image, channels, size), None, {"kind": "upload"})
+        return upload_input(image, meta, fit=bool(getattr(form, "fit", False)))
     if form.index is not None:
         name = form.dataset or meta["dataset"]
         x, label, classes = datasets.sample(name, form.split, form.index)
@@ -65,6 +65,20 @@ def resolve(form: ImageForm, data: bytes | None, *, run: RunDir, meta: dict, dat
     k = form.probe
     info = {"kind": "probe", "dataset": meta["dataset"], "split": "test", "index": int(probes["index"][k])}
     return ModelInput(_fit(probes["x"][k].float(), channels, size), int(probes["y"][k]), info)
+
+
+def upload_input(image: Image.Image, meta: dict, *, fit: bool = False) -> ModelInput:
+    """An upload as the model sees it, with what was done to it: `notes` (shrunk, squashed, made grey) for a
+    plain conversion, `fit_steps` when fitted to the dataset's style (part.images.fit_to_style)."""
+    channels, size = meta["in_channels"], meta["image_size"]
+    info: dict[str, Any] = {"kind": "upload", "original": {"width": image.width, "height": image.height,
+                                                          "mode": image.mode}, "fit": fit}
+    if fit:
+        x, info["fit_steps"] = fit_to_style(image, meta["dataset"], channels, size)
+        info["notes"] = [n for n in conversion_notes(image, channels, size) if "squashed" not in n]
+    else:
+        x, info["notes"] = to_tensor(image, channels, size), conversion_notes(image, channels, size)
+    return ModelInput(x, None, info)
 
 
 def probe_inputs(run: RunDir) -> dict:

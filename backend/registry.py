@@ -27,7 +27,7 @@ from part.train import resolve_device
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_ID_RULE = "1-100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"
-HEAVY_REPORT_KEYS = ("indices", "labels", "correct")  # per-image lists of an eval.json: large, not for a listing
+HEAVY_REPORT_KEYS = ("indices", "labels", "correct", "energy_per_image", "road_combined_per_image")  # per-image lists of an eval.json: large, not for a listing
 
 
 def check_run_id(run_id: str) -> str:

@@ -45,6 +45,7 @@ class ImageForm(BaseModel):
     split: Literal["train", "test"] = "test"
     index: Annotated[int | None, omittable({"type": "integer", "minimum": 0})] = Field(None, ge=0, description="a dataset sample instead of an upload")
     probe: Annotated[int | None, omittable({"type": "integer", "minimum": 0})] = Field(None, ge=0, description="one of the run's probe images instead of an upload")
+    fit: bool = Field(False, description="an upload: fit it to the dataset's style first (Fashion-MNIST: invert a light background, crop to the object, pad to square, resize); the steps come back in input.fit_steps")
 
 
 class CamForm(ImageForm):
@@ -77,6 +78,11 @@ class AttackForm(CamForm):
     random_start: bool = True
 
 
+class ExportForm(AttackForm):
+    """The NPZ export: every map of `methods` (and the ensemble), and the attack within both budgets."""
+    source: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="the map that sets the attack's eps-map: a method of `methods` or 'ensemble' (default: the last map)")
+
+
 class CompareForm(ImageForm):
     runs: Annotated[str, documented({"type": "string", "pattern": RUN_IDS})] = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
     epochs: Annotated[str | None, omittable({"type": "string", "pattern": r"^\s*(all|\d{1,6}(\s*,\s*\d{1,6})*)?\s*$"})] = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
@@ -100,6 +106,10 @@ class InputImage(BaseModel):
     dataset: str | None = None
     split: str | None = None
     index: int | None = None
+    original: dict[str, Any] | None = Field(None, description="an upload's decoded width, height and mode")
+    fit: bool | None = Field(None, description="whether the upload was fitted to the dataset's style")
+    notes: list[str] = Field([], description="what the conversion to the model input did (shrunk, squashed, made grey)")
+    fit_steps: list[str] = Field([], description="the steps of fitting to the dataset's style, in order")
 
 
 class MaskStats(BaseModel):
@@ -114,6 +124,8 @@ class MethodResult(BaseModel):
     eps_map: list[list[float]] = Field(description="per-pixel budget (mean over channels)")
     eps_map_png: str
     mask_stats: MaskStats
+    energy_on_object: float | None = Field(None, description="sum(cam * object) / sum(cam); null where no object mask is known")
+    road: dict[str, float] | None = Field(None, description="ROAD faithfulness of the map (pytorch_grad_cam.metrics.road): road_morf, road_lerf, road_combined")
 
 
 class ExplainResponse(BaseModel):
@@ -127,6 +139,8 @@ class ExplainResponse(BaseModel):
     eps_low: float
     options: dict[str, Any]
     results: list[MethodResult]
+    object_fraction: float | None = Field(None, description="share of the image's pixels on the object; null where no object mask is known")
+    shuffled_with: dict[str, Any] | None = Field(None, description="the shuffled recipe: the probe image whose CAM sets this image's eps-map")
     seconds: float
 
 
@@ -152,6 +166,7 @@ class AttackResponse(BaseModel):
     eps_map: list[list[float]]
     eps_map_png: str
     mask_stats: MaskStats
+    shuffled_with: dict[str, Any] | None = Field(None, description="the shuffled recipe: the probe image whose CAM sets this image's eps-map")
     seconds: float
 
 

@@ -45,3 +45,81 @@ def jet_overlay(x: torch.Tensor, cam: torch.Tensor, *, scale: int = 1, image_wei
 def save_png(array: np.ndarray, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path, format="PNG")
+
+
+# -- uploads brought to a dataset's look ------------------------------------------------------------
+def conversion_notes(image: Image.Image, channels: int, size: int) -> list[str]:
+    """What `to_tensor` does to this image that a person should know: shrinking, squashing, colour loss."""
+    w, h = image.size
+    notes = []
+    if max(w, h) > size:
+        notes.append(f"shrunk from {w}x{h} to {size}x{size} pixels ({w * h / size ** 2:.0f}x fewer pixels)")
+    elif min(w, h) < size:
+        notes.append(f"enlarged from {w}x{h} to {size}x{size} pixels")
+    if w != h and abs(w / h - 1) > 0.05:
+        notes.append(f"aspect ratio {w}:{h} squashed to a square")
+    if channels == 1 and image.mode != "L":
+        notes.append(f"converted from {image.mode} colour to greyscale")
+    elif channels == 3 and image.mode == "L":
+        notes.append("greyscale copied into 3 colour channels")
+    return notes
+
+
+def _dark_object_style(grey: np.ndarray, threshold: float) -> tuple[np.ndarray, list[str]]:
+    """A light-on-black object, tightly framed: Fashion-MNIST's look (and MNIST's)."""
+    steps = []
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:
+        grey, background = 1.0 - grey, 1.0 - background
+        steps.append("inverted the light background to black")
+    grey = np.clip((grey - background) / max(1.0 - background, 1e-6), 0.0, 1.0)
+    if background > 0.02:
+        steps.append(f"set the background ({255 * background:.0f}/255) to black")
+    top = float(grey.max())
+    if 0 < top < 0.95:
+        grey = grey / top
+        steps.append("stretched the contrast to the full range")
+    rows, cols = np.nonzero(grey > max(threshold, 0.1))
+    if len(rows):
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        if (r1 - r0, c1 - c0) != grey.shape:
+            grey = grey[r0:r1, c0:c1]
+            steps.append(f"cropped to the object ({c1 - c0}x{r1 - r0} pixels)")
+    h, w = grey.shape
+    if h != w:
+        side = max(h, w)
+        square = np.zeros((side, side), dtype=grey.dtype)
+        square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = grey
+        grey = square
+        steps.append(f"padded to a {side}x{side} square with black")
+    return grey, steps
+
+
+def fit_to_style(image: Image.Image, dataset: str, channels: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """[1,C,size,size] in [0,1] made to look like the dataset's images, and the steps taken, in words.
+
+    Datasets of light objects on black (their record gives object_threshold: Fashion-MNIST): to grey,
+    invert a light background, background to black, contrast stretched, cropped to the object, padded
+    to a square, resized. Other datasets (photos): centre-cropped to a square, then resized, so nothing
+    is squashed.
+    """
+    from part.data import DATASETS
+
+    image.seek(0) if getattr(image, "n_frames", 1) > 1 else None
+    info = DATASETS.get(dataset)
+    if info is not None and info.object_threshold is not None and channels == 1:
+        grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        grey, steps = _dark_object_style(grey, info.object_threshold)
+        fitted = Image.fromarray((grey * 255).round().astype(np.uint8), mode="L")
+    else:
+        w, h = image.size
+        side = min(w, h)
+        fitted, steps = image, []
+        if w != h:
+            left, top = (w - side) // 2, (h - side) // 2
+            fitted = image.crop((left, top, left + side, top + side))
+            steps.append(f"centre-cropped to a {side}x{side} square")
+    if fitted.size != (size, size):
+        steps.append(f"resized {fitted.size[0]}x{fitted.size[1]} to {size}x{size}")
+    return to_tensor(fitted, channels, size), steps

@@ -46,3 +46,10 @@ def test_no_random_start_is_deterministic(client):
 def test_bad_attack_requests(client, fields, words):
     r = client.post("/api/attack", data={"run": "part-tiny", "probe": "0", **fields})
     assert r.status_code == 422 and words in r.json()["detail"], r.text[:300]
+
+
+def test_the_shuffled_recipe_attacks_within_another_probe_image_map(client):
+    fields = {"run": "part-tiny", "probe": "1", "steps": "2", "target": "label", "eps_low": "0.05"}
+    shuffled = client.post("/api/attack", data={**fields, "recipe": "shuffled"}).json()
+    donor = client.post("/api/attack", data={**fields, "probe": "2", "recipe": "paper"}).json()
+    assert shuffled["shuffled_with"]["probe"] == 2 and shuffled["eps_map"] == donor["eps_map"]

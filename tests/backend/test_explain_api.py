@@ -98,3 +98,83 @@ def test_overlays_are_upscaled_for_display(client):
     body = client.post("/api/explain", data={"run": "part-tiny", "probe": "0"}).json()
     overlay = Image.open(io.BytesIO(base64.b64decode(body["results"][0]["overlay_png"].split(",")[1])))
     assert overlay.size == (DISPLAY_SIDE // 28 * 28,) * 2 and overlay.mode == "RGB"
+
+
+def _photo(width=300, height=200, background=(235, 235, 230)) -> bytes:
+    """A dark garment on a light background, as a phone photo of one would look (not Fashion-MNIST's style)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), background)
+    ImageDraw.Draw(image).rectangle((120, 30, 180, 170), fill=(40, 50, 90))
+    return png(image)
+
+
+def test_an_upload_reports_what_the_conversion_did_and_the_model_input(client):
+    body = explain_upload(client, _photo(), name="photo.png").json()
+    inp = body["input"]
+    assert inp["original"] == {"width": 300, "height": 200, "mode": "RGB"} and inp["fit"] is False
+    notes = " ".join(inp["notes"])
+    assert "shrunk from 300x200 to 28x28" in notes and "squashed" in notes and "greyscale" in notes
+    assert inp["fit_steps"] == [] and inp["image_png"].startswith("data:image/png")
+
+
+def test_fit_to_the_dataset_style_inverts_crops_and_pads(client):
+    plain = explain_upload(client, _photo(), name="photo.png").json()["input"]
+    fitted = explain_upload(client, _photo(), name="photo.png", fit="true").json()["input"]
+    steps = " ".join(fitted["fit_steps"])
+    assert fitted["fit"] is True and "inverted the light background" in steps and "cropped to the object" in steps
+    assert "padded to a" in steps and not any("squashed" in n for n in fitted["notes"])
+    import base64, io
+    import numpy as np
+    from PIL import Image
+
+    def pixels(url):
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), dtype=np.float64)[::8, ::8]
+
+    p, f = pixels(plain["image_png"]), pixels(fitted["image_png"])
+    assert p[0, 0] > 200 and f[0, 0] < 10  # light corner before; black background after, as Fashion-MNIST
+    assert f[14, 14] > 200  # the (inverted) garment fills the centre
+
+
+def test_each_map_carries_its_energy_on_the_object_and_its_road_score(client):
+    body = client.post("/api/explain", data={"run": "part-tiny", "probe": "1", "target": "label",
+                                             "methods": "gradcam,layercam"}).json()
+    assert 0 < body["object_fraction"] < 1
+    for result in body["results"]:
+        assert 0 <= result["energy_on_object"] <= 1
+        road = result["road"]
+        assert road["road_combined"] == pytest.approx((road["road_lerf"] - road["road_morf"]) / 2, abs=1e-5)
+
+
+def test_the_shuffled_recipe_takes_the_map_of_another_probe_image(client):
+    fields = {"run": "part-tiny", "probe": "1", "target": "label", "eps": "0.1", "eps_low": "0.05"}
+    own = client.post("/api/explain", data={**fields, "recipe": "paper"}).json()
+    other = client.post("/api/explain", data={**fields, "probe": "2", "recipe": "paper"}).json()
+    shuffled = client.post("/api/explain", data={**fields, "recipe": "shuffled"}).json()
+    assert shuffled["shuffled_with"]["probe"] == 2
+    assert shuffled["results"][0]["eps_map"] == other["results"][0]["eps_map"] != own["results"][0]["eps_map"]
+    assert shuffled["results"][0]["heatmap"] == own["results"][0]["heatmap"]  # the image's own CAM is still shown
+
+
+def test_npz_export_holds_maps_masks_and_both_adversarial_examples(client):
+    import io
+    import json
+
+    import numpy as np
+
+    response = client.post("/api/export/npz", data={"run": "part-tiny", "probe": "0", "target": "label",
+                                                    "methods": "gradcam,layercam", "ensemble": "true", "steps": "3"})
+    assert response.status_code == 200, response.text
+    assert "attachment" in response.headers["content-disposition"]
+    npz = np.load(io.BytesIO(response.content))
+    assert list(npz["methods"]) == ["gradcam", "layercam", "ensemble(gradcam+layercam)"]
+    assert npz["cams"].shape == (3, 28, 28) and npz["eps_maps"].shape == (3, 1, 28, 28)
+    assert (npz["masks"] == (npz["eps_maps"] >= 0.1 - 1e-7)).all()
+    x = npz["input"]
+    assert np.abs(npz["adversarial_scalar"] - x).max() <= 0.1 + 1e-6
+    assert (np.abs(npz["adversarial_eps_map"] - x) <= npz["attack_eps_map"] + 1e-6).all()
+    assert np.allclose(npz["attack_eps_map"], npz["eps_maps"][2])  # the ensemble's map sets the attack's budget
+    meta = json.loads(str(npz["meta"]))
+    assert meta["run"] == "part-tiny" and meta["attack_map_from"] == "ensemble(gradcam+layercam)"
+    bad = client.post("/api/export/npz", data={"run": "part-tiny", "probe": "0", "source": "scorecam"})
+    assert bad.status_code == 422 and "gradcam" in bad.json()["detail"]
