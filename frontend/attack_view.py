@@ -30,6 +30,9 @@ def one_budget(col, result: dict, budget: str) -> None:
     col.metric(f"Prediction after {result['attack'].upper()}-{result['steps']}", after["class_name"],
                f"{before['class_name']} → {after['class_name']}: {verdict}",
                delta_color="inverse" if result["fooled"] else "normal")
+    if result.get("shuffled_with"):
+        col.caption(f"shuffled: the eps-map of probe {result['shuffled_with']['probe']} "
+                    f"(test #{result['shuffled_with']['index']})")
     col.caption(f"L∞ of the perturbation {as_255(result['perturbation_linf'])} · mean budget "
                 f"{100 * result['mask_stats']['mean_eps_ratio']:.1f}% of eps · "
                 f"{ui.percent(result['mask_stats']['full_eps_fraction'])} of pixels at full eps · "

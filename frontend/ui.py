@@ -81,6 +81,15 @@ def compare(fields: dict[str, Any], upload=None) -> dict:
     return _image_call(api_url(), "compare", _key(fields), upload)
 
 
+def export_npz(fields: dict[str, Any], upload=None) -> bytes:
+    """POST /api/export/npz: the shown image's CAMs, eps-maps, masks and both adversarial examples."""
+    from frontend.api import SLOW_S, _form_text
+
+    data = {k: _form_text(v) for k, v in fields.items() if v is not None}
+    files = {"file": upload} if upload is not None else None
+    return api()._request("POST", "/api/export/npz", data=data, files=files, timeout=SLOW_S).content
+
+
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def probes(url: str, run_id: str) -> list[dict]:
     return api().probes(run_id)
@@ -139,6 +148,9 @@ def image_picker(run: dict, *, key: str, default: str = IMAGE_SOURCES[0]) -> Ima
     if source == "Upload":
         file = st.file_uploader("Image file", type=UPLOAD_TYPES, key=f"{key}-file",
                                 help="Converted to the run's channels and size by the backend")
+        fit = st.toggle("Fit to the dataset's style", key=f"{key}-fit",
+                        help="Make a photo look like the training images first (Fashion-MNIST: invert a light "
+                             "background, crop to the object, pad to a square, then resize)")
         if file is None:
             st.caption("Drop a PNG/JPEG; until then nothing is explained.")
             return None
@@ -148,11 +160,17 @@ def image_picker(run: dict, *, key: str, default: str = IMAGE_SOURCES[0]) -> Ima
             st.image(thumb, caption=f"{file.name} ({text})", width=120, output_format="PNG")
         else:
             st.caption(f"{file.name}: {text}; the backend will say what it accepts.")
-        return ImageChoice(upload=(file.name, data), caption=file.name)
+        return ImageChoice({"fit": True} if fit else {}, upload=(file.name, data), caption=file.name)
     if source == "Dataset sample":
         dataset = run.get("dataset") or "fashion-mnist"
-        index = st.number_input(f"{dataset} test index", 0, 100_000, 0, key=f"{key}-index")
-        info = sample(api_url(), dataset, int(index))
+        size = test_size(dataset)
+        index = st.number_input(f"{dataset} test index", 0, size - 1 if size else 100_000, 0, key=f"{key}-index",
+                                help=f"0..{size - 1}: the {size} test images" if size else None)
+        try:
+            info = sample(api_url(), dataset, int(index))
+        except ApiError as err:
+            st.error(err.message, icon=":material/warning:")
+            return None
         st.image(images.decode(info["image_png"]), caption=f"#{index}: {info['label_name']}", width=120,
                  output_format="PNG")
         return ImageChoice({"index": int(index), "dataset": dataset, "split": "test"}, label=info["label"],
@@ -167,6 +185,14 @@ def image_picker(run: dict, *, key: str, default: str = IMAGE_SOURCES[0]) -> Ima
              output_format="PNG")
     return ImageChoice({"probe": int(k)}, label=found[k]["label"],
                        caption=f"probe {k}: test #{found[k]['index']} ({found[k]['label_name']})")
+
+
+def test_size(dataset: str) -> int:
+    """The number of test images of a dataset this server has (0 when unknown)."""
+    for info in datasets(api_url()):
+        if info["name"] == dataset:
+            return int((info.get("sizes") or {}).get("test") or 0)
+    return 0
 
 
 def percent(value: float | None, digits: int = 1) -> str:

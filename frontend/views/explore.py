@@ -1,9 +1,13 @@
-"""Explore: one image through one checkpoint: CAM overlays, the ensemble, the eps-map, the mask, an attack."""
+"""Explore: one image through one checkpoint: what the model sees, CAM overlays, the ensemble, the eps-map,
+the mask, how faithful and how on-object the maps are, an attack, and exports."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from frontend import charts, images, ui
@@ -11,9 +15,21 @@ from frontend.attack_view import attack_tab
 from frontend.choices import CAM_METHODS, RECIPE_HELP, RECIPES, as_255, eps_text, method_label
 
 DEFAULT_METHODS = ["gradcam", "layercam"]
+PER_ROW = 6  # overlays per row: nine methods and the ensemble stay large enough to see
 
 
-def cam_settings(run: dict, config: dict) -> dict:
+def short_name(name: str) -> str:
+    """'ensemble(gradcam+layercam+...)' -> 'ensemble of 3 maps' (the members are listed once, under the grid)."""
+    if name.startswith("ensemble(") and name.endswith(")"):
+        return f"ensemble of {len(name[9:-1].split('+'))} maps"
+    return name
+
+
+def members(name: str) -> list[str]:
+    return name[9:-1].split("+") if name.startswith("ensemble(") else [name]
+
+
+def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
     """Sidebar controls -> the explain form's fields (without the image)."""
     rid = run["id"]
     epoch = st.select_slider("Epoch", run["epochs"], value=run["epochs"][-1], key=f"ex-epoch-{rid}",
@@ -23,9 +39,15 @@ def cam_settings(run: dict, config: dict) -> dict:
                              key=f"ex-methods-{rid}", help=f"The run trained with {', '.join(own)}")
     ensemble = st.toggle("Ensemble of the methods", value=len(methods) > 1, key=f"ex-ens-{rid}",
                          disabled=len(methods) < 2, help="Equal-weight average of the normalised CAMs")
-    target = st.radio("Explain the class", ["label", "pred"], horizontal=True, key="ex-target",
-                      format_func={"label": "true label", "pred": "prediction"}.get,
-                      help="Probes and dataset samples have a label; an upload always explains the prediction")
+    if has_label:
+        target = st.radio("Explain the class", ["label", "pred"], horizontal=True, key="ex-target",
+                          format_func={"label": "true label", "pred": "prediction"}.get,
+                          help="Probes and dataset samples have a label; an upload has none")
+    else:
+        target = st.radio("Explain the class", ["pred"], horizontal=True, key="ex-target-upload", disabled=True,
+                          format_func=lambda _: "prediction",
+                          help="An upload has no label: its CAMs explain the predicted class")
+        st.caption("An upload has no true label: the prediction is explained.")
     st.divider()
     recipes = list(RECIPES)
     recipe = st.selectbox("Mask recipe", recipes, index=recipes.index(config.get("recipe", "paper")),
@@ -49,6 +71,33 @@ def cam_settings(run: dict, config: dict) -> dict:
     return fields
 
 
+def is_continuous(values: list[list[float]], eps: float, eps_low: float) -> bool:
+    """Whether a map takes budgets between eps_low and eps (reference, soft, uniform-mean), not just the two."""
+    return any(min(abs(v - eps), abs(v - eps_low)) > 1e-4 for row in values for v in row)
+
+
+def model_input(choice: ui.ImageChoice, result: dict) -> None:
+    """The upload beside what the model actually sees, and what the conversion did to it."""
+    inp = result["input"]
+    grey = "grey" if inp["channels"] == 1 else "RGB"
+    c1, c2, c3 = st.columns([1, 1, 3])
+    thumb, text = images.preview(choice.upload[1], 200)
+    if thumb is not None:
+        c1.image(thumb, caption=f"your file: {text}", width=160, output_format="PNG")
+    c2.image(images.decode(inp["image_png"]), caption=f"model input: {inp['size']}x{inp['size']} {grey}", width=160,
+             output_format="PNG")
+    with c3:
+        if inp.get("fit_steps"):
+            st.info(f"**Fitted to {result.get('dataset') or 'the dataset'}'s style:** " + "; ".join(inp["fit_steps"]) + ".",
+                    icon=":material/auto_fix_high:")
+        if inp.get("notes"):
+            st.warning("**The model sees a different image than your file:** " + "; ".join(inp["notes"]) + ".",
+                       icon=":material/warning:")
+        if not inp.get("fit"):
+            st.caption("A photo rarely looks like the training images; *Fit to the dataset's style* in the sidebar "
+                       "makes it closer (for Fashion-MNIST: a light object on black, filling the frame).")
+
+
 def headline(result: dict, chosen: dict) -> None:
     pred, inp = result["prediction"], result["input"]
     cols = st.columns(5)
@@ -58,8 +107,14 @@ def headline(result: dict, chosen: dict) -> None:
     cols[1].metric("True label", inp.get("label_name") or "unknown",
                    None if inp.get("label") is None else ("correct" if right else "wrong"),
                    delta_color="normal" if right else "inverse")
-    cols[2].metric("Full-eps fraction", ui.percent(chosen["mask_stats"]["full_eps_fraction"]),
-                   help="Share of pixels whose budget is the full eps (the rest get eps_low)")
+    if is_continuous(chosen["eps_map"], result["eps"], result["eps_low"]):
+        lo, hi = images.value_range(chosen["eps_map"])
+        cols[2].metric("Budget range (/255)", f"{255 * lo:.1f} – {255 * hi:.1f}",
+                       help="A continuous recipe: every pixel gets its own budget between eps_low and eps, so no "
+                            "pixel (or almost none) sits at the full eps; this is the range of this map")
+    else:
+        cols[2].metric("Full-eps fraction", ui.percent(chosen["mask_stats"]["full_eps_fraction"]),
+                       help="Share of pixels whose budget is the full eps (the rest get eps_low)")
     cols[3].metric("Mean budget (of eps)", f"{100 * chosen['mask_stats']['mean_eps_ratio']:.1f}%",
                    help="Average per-pixel budget relative to eps")
     cols[4].metric("eps / eps_low (/255)", f"{255 * result['eps']:.3g} / {255 * result['eps_low']:.3g}",
@@ -67,36 +122,135 @@ def headline(result: dict, chosen: dict) -> None:
                         f"{result['recipe']} {result['options'] or ''}")
 
 
+def test_set_numbers(detail: dict, epoch: int) -> dict:
+    """This epoch's alignment and faithfulness over the test set, from the run's evaluations (largest n each)."""
+    found: dict = {}
+    for report in detail.get("evaluations", []):
+        if report.get("epoch") != epoch:
+            continue
+        for kind in ("alignment", "faithfulness"):
+            rec = report.get("attacks", {}).get(kind)
+            if rec and (kind not in found or (rec.get("n") or 0) > (found[kind].get("n") or 0)):
+                found[kind] = rec
+    return found
+
+
+def cam_numbers(result: dict, chosen: dict, detail: dict) -> None:
+    """How much of the chosen map is on the object and how faithful it is: this image, and the test set."""
+    cols = st.columns(4)
+    energy, share = chosen.get("energy_on_object"), result.get("object_fraction")
+    cols[0].metric("Energy on the object", "no object mask" if energy is None else f"{energy:.2f}",
+                   None if share is None else f"an even map: {share:.2f}", delta_color="off", delta_arrow="off",
+                   help="Share of this map's mass on the object (input pixels brighter than 0.1 for Fashion-MNIST); "
+                        "a map spread evenly scores the object's share of the pixels")
+    road = chosen.get("road") or {}
+    cols[1].metric("ROAD (this map)", "–" if not road else f"{road['road_combined']:+.3f}",
+                   None if not road else f"MoRF {road['road_morf']:+.2f} · LeRF {road['road_lerf']:+.2f}",
+                   delta_color="off", delta_arrow="off",
+                   help="Faithfulness (ROAD, pytorch_grad_cam.metrics.road): change of the explained class's "
+                        "probability when the most (MoRF) or least (LeRF) relevant 10-90 % of pixels are imputed; "
+                        "combined = (LeRF - MoRF) / 2, higher = more faithful")
+    found = test_set_numbers(detail, result["epoch"])
+    al, fa = found.get("alignment"), found.get("faithfulness")
+    own = "+".join((al or fa or {}).get("cam_methods", []))
+    if al is not None:
+        cols[2].metric(f"Test set: energy on object ({al['n']} images)",
+                       "no object mask" if al.get("energy") is None else f"{al['energy']:.3f}",
+                       None if al.get("object_fraction") is None else f"an even map: {al['object_fraction']:.3f}",
+                       delta_color="off", delta_arrow="off", help=f"part eval --attacks alignment, the run's {own} "
+                                                                  f"of the true label, epoch {result['epoch']}")
+    if fa is not None:
+        cols[3].metric(f"Test set: ROAD ({fa['n']} images)", f"{fa['road_combined']:+.3f}",
+                       f"MoRF {fa['road_morf']:+.2f} · LeRF {fa['road_lerf']:+.2f}", delta_color="off",
+                       delta_arrow="off", help=f"part eval --attacks faithfulness, the run's {own}, epoch {result['epoch']}")
+    if al is None and fa is None:
+        cols[2].caption(f"No test-set alignment or faithfulness for epoch {result['epoch']} yet: "
+                        f"`part eval --run RUN --epoch {result['epoch']} --attacks alignment,faithfulness`.")
+
+
 def overlays(result: dict) -> None:
     items = [("Original", images.decode(result["input"]["image_png"]))]
-    items += [(f"{r['method']} · {ui.percent(r['mask_stats']['full_eps_fraction'])} at eps",
+    items += [(f"{short_name(r['method'])} · {ui.percent(r['mask_stats']['full_eps_fraction'])} at eps",
                images.decode(r["overlay_png"])) for r in result["results"]]
-    for col, (caption, data) in zip(st.columns(len(items)), items):
-        col.image(data, caption=caption, width="stretch", output_format="PNG")
+    per_row = min(PER_ROW, max(len(items), 4))
+    for start in range(0, len(items), per_row):
+        for col, (caption, data) in zip(st.columns(per_row), items[start:start + per_row]):
+            col.image(data, caption=caption, width="stretch", output_format="PNG")
+    ensembles = [r["method"] for r in result["results"] if r["method"].startswith("ensemble(")]
     st.image(images.jet_bar(), width="stretch", output_format="PNG")
-    st.caption("CAM importance, jet colour scale: 0 (blue) → 1 (red), min-max normalised per map. "
-               "Pixels the model relies on for its class get the full budget eps.")
+    text = ("CAM importance, jet colour scale: 0 (blue) → 1 (red), min-max normalised per map. "
+            "Pixels the model relies on for its class get the full budget eps.")
+    if ensembles:
+        text += f" The ensemble is the equal-weight mean of {', '.join(members(ensembles[0]))}."
+    st.caption(text)
 
 
-def heatmaps_tab(result: dict, source: str, classes: list[str]) -> None:
+def eps_map_chart(chosen: dict, source: str) -> go.Figure:
+    """The eps-map on a colour scale fitted to its own range (a scale from 0 hides budgets near eps)."""
+    lo, hi = images.value_range(chosen["eps_map"])
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5 / 255, hi + 0.5 / 255
+    return charts.pixel_map(chosen["eps_map"], title=f"eps-map of {short_name(source)}", scale=charts.EPS_SCALE,
+                            zmin=255 * lo, zmax=255 * hi, factor=255, unit="/255", colorbar="eps (/255)")
+
+
+def budget_histogram(chosen: dict, result: dict) -> go.Figure:
+    """A continuous map has no binary mask: the distribution of its per-pixel budgets, eps_low and eps marked."""
+    values = [255 * v for row in chosen["eps_map"] for v in row]
+    fig = go.Figure(go.Histogram(x=values, nbinsx=30, marker_color="#3b528b",
+                                 hovertemplate="%{x} /255: %{y} pixels<extra></extra>"))
+    for value, name in ((result["eps_low"], "eps_low"), (result["eps"], "eps")):
+        fig.add_vline(x=255 * value, line_dash="dash", line_color="#888", annotation_text=name)
+    fig.update_xaxes(title="budget (/255)", range=[255 * result["eps_low"] - 0.5, 255 * result["eps"] + 0.5])
+    fig.update_yaxes(title="pixels")
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
+                      title=dict(text="Budgets: a continuous recipe, no pixel mask", font_size=14))
+    return fig
+
+
+def metrics_csv(metrics: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for row in metrics for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, keys)
+    writer.writeheader()
+    writer.writerows([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()} for row in metrics])
+    return buffer.getvalue()
+
+
+def heatmaps_tab(result: dict, source: str, classes: list[str], fields: dict, choice: ui.ImageChoice,
+                 detail: dict) -> None:
     overlays(result)
     by_method = {r["method"]: r for r in result["results"]}
     chosen = by_method[source]
     c1, c2, c3 = st.columns([1, 1, 1.2])
-    c1.plotly_chart(charts.eps_map(chosen["eps_map"], result["eps"], f"eps-map of {source}"), key="ex-epsmap")
-    c2.plotly_chart(charts.mask(chosen["eps_map"], result["eps"], chosen["mask_stats"]["full_eps_fraction"]),
-                    key="ex-mask")
+    c1.plotly_chart(eps_map_chart(chosen, source), key="ex-epsmap")
+    if is_continuous(chosen["eps_map"], result["eps"], result["eps_low"]):
+        c2.plotly_chart(budget_histogram(chosen, result), key="ex-mask")
+    else:
+        c2.plotly_chart(charts.mask(chosen["eps_map"], result["eps"], chosen["mask_stats"]["full_eps_fraction"]),
+                        key="ex-mask")
     pred = result["prediction"]
     c3.plotly_chart(charts.probabilities(classes, pred["probabilities"], label=result["input"].get("label"),
                                          title="Class probabilities (clean)"), key="ex-probs")
-    d1, d2, d3 = st.columns(3)
+    st.markdown("**Downloads**")
+    d1, d2, d3, d4, d5 = st.columns(5)
     name = f"{result['run']}-e{result['epoch']}"
-    d1.download_button("Overlay PNG", images.decode(chosen["overlay_png"]), f"{name}-{source}.png", "image/png",
-                       icon=":material/image:", width="stretch")
-    d2.download_button("Eps-map PNG", images.decode(chosen["eps_map_png"]), f"{name}-eps-map.png", "image/png",
-                       icon=":material/grid_on:", width="stretch")
+    d1.download_button("Overlay PNG", images.decode(chosen["overlay_png"]), f"{name}-{members(source)[0]}.png",
+                       "image/png", icon=":material/image:", width="stretch")
+    d2.download_button("Eps-map PNG", images.eps_map_figure(chosen["eps_map"], f"eps-map of {short_name(source)}, "
+                                                                                f"{result['recipe']} recipe, {name}"),
+                       f"{name}-eps-map.png", "image/png", icon=":material/grid_on:", width="stretch",
+                       help="Viridis over the map's own range, with a colour bar in /255")
     d3.download_button("Result JSON", json.dumps(without_images(result), indent=1), f"{name}-explain.json",
                        "application/json", icon=":material/data_object:", width="stretch")
+    export = fields | {"source": source} | choice.fields
+    d4.download_button("Arrays NPZ", lambda: ui.export_npz(export, choice.upload), f"{name}-explore.npz",
+                       "application/octet-stream", icon=":material/database:", width="stretch", key="ex-npz",
+                       help="numpy.load: input, cams, eps_maps, masks, and the image attacked (PGD-10) within the "
+                            "scalar eps and within the eps-map of the chosen map")
+    d5.download_button("Epoch metrics CSV", metrics_csv(detail.get("metrics", [])), f"{result['run']}-metrics.csv",
+                       "text/csv", icon=":material/table:", width="stretch",
+                       help="The run's per-epoch metrics (metrics.jsonl) as a table")
 
 
 def dataset_classes(run: dict, n: int) -> list[str]:
@@ -115,6 +269,15 @@ def without_images(result: dict) -> dict:
     return strip(result)
 
 
+def shuffled_note(result: dict) -> None:
+    donor = result.get("shuffled_with")
+    if donor:
+        st.info(f"**shuffled** gives each image the map of *another* image of its batch (one image alone would keep "
+                f"its own, and equal *paper*). Here the eps-map and mask come from the CAM of probe {donor['probe']} "
+                f"(test #{donor['index']}, {donor['label_name']}); the overlays still show this image's own CAMs.",
+                icon=":material/shuffle:")
+
+
 def page() -> None:
     runs = ui.runs_with_epochs()
     if not runs:
@@ -123,10 +286,11 @@ def page() -> None:
         return
     with st.sidebar:
         run = ui.run_picker(runs, key="ex-run")
-        config = ui.api().run(run["id"])["config"]
+        detail = ui.api().run(run["id"])
+        config = detail["config"]
         choice = ui.image_picker(run, key="ex-img")
         st.divider()
-        fields = cam_settings(run, config)
+        fields = cam_settings(run, config, has_label=choice is None or choice.upload is None)
     st.title("Explore")
     st.caption(f"**{run['id']}** ({method_label(run.get('defense'), run.get('part'))}, {run.get('dataset')}, "
                f"{run.get('model')}) · epoch {fields['epoch']} · {choice.caption if choice else 'no image yet'}")
@@ -137,19 +301,22 @@ def page() -> None:
     if not fields["methods"]:
         st.warning("Choose at least one CAM method in the sidebar.")
         return
-    if choice.upload is not None and fields["target"] == "label":
-        fields["target"] = "pred"  # an upload has no label: explain the predicted class
     with st.spinner("Computing CAMs and eps-maps…"):
         result = ui.explain({**fields, **choice.fields}, choice.upload)
+    if choice.upload is not None:
+        model_input(choice, {**result, "dataset": run.get("dataset")})
     names = [r["method"] for r in result["results"]]
     source = st.radio("eps-map and mask from", names, index=len(names) - 1, horizontal=True,
-                      key=f"ex-source-{'|'.join(names)}",
+                      key=f"ex-source-{'|'.join(names)}", format_func=short_name,
                       help="Which CAM (or the ensemble) drives the eps-map, the mask and the PART attack")
+    shuffled_note(result)
     classes = dataset_classes(run, len(result["prediction"]["probabilities"]))
-    headline(result, next(r for r in result["results"] if r["method"] == source))
+    chosen = next(r for r in result["results"] if r["method"] == source)
+    headline(result, chosen)
+    cam_numbers(result, chosen, detail)
     heat, adv = st.tabs([":material/local_fire_department: Heatmaps and mask", ":material/swords: Attack"])
     with heat:
-        heatmaps_tab(result, source, classes)
+        heatmaps_tab(result, source, classes, fields, choice, detail)
     with adv:
         attack_tab(fields, choice, source, classes)
 

@@ -16,14 +16,19 @@ def test_first_screen_shows_overlays_eps_map_and_full_eps_fraction(app, api):
     captions = [c for image in app.image for c in image.captions]
     assert "Original" in captions
     overlays = [c for c in captions if " at eps" in c]
-    assert [c.split(" · ")[0] for c in overlays] == ["gradcam", "layercam", "ensemble(gradcam+layercam)"]
+    assert [c.split(" · ")[0] for c in overlays] == ["gradcam", "layercam", "ensemble of 2 maps"]
+    assert any("equal-weight mean of gradcam, layercam" in c.value for c in app.caption)
     expected = api.post("/api/explain", data={"run": "fmnist-part-tiny", "probe": 0, "methods": "gradcam,layercam",
                                                "ensemble": "true", "target": "label"}).json()
     ensemble = expected["results"][-1]["mask_stats"]["full_eps_fraction"]
     assert metric(app, "Full-eps fraction") == f"{100 * ensemble:.1f}%"
     assert metric(app, "Prediction") == expected["prediction"]["class_name"]
     assert len(app.get("plotly_chart")) >= 3  # eps-map, mask, probabilities (+ the attack tab's)
-    assert {b.label for b in app.get("download_button")} >= {"Overlay PNG", "Eps-map PNG", "Result JSON"}
+    assert {b.label for b in app.get("download_button")} >= {"Overlay PNG", "Eps-map PNG", "Result JSON", "Arrays NPZ",
+                                                             "Epoch metrics CSV"}
+    ensemble_map = expected["results"][-1]
+    assert metric(app, "Energy on the object") == f"{ensemble_map['energy_on_object']:.2f}"
+    assert metric(app, "ROAD (this map)") == f"{ensemble_map['road']['road_combined']:+.3f}"
 
 
 def test_attack_tab_compares_scalar_eps_with_the_eps_map(app):
@@ -51,3 +56,43 @@ def test_upload_is_explained(app):
     assert "shirt.png" in app.caption[0].value
     captions = [c for image in app.image for c in image.captions]
     assert sum(" at eps" in c for c in captions) == 3
+
+
+def test_a_continuous_recipe_shows_its_budget_range_not_a_black_mask(app, api):
+    app.sidebar.selectbox(key="ex-recipe-fmnist-part-tiny").set_value("reference").run()
+    no_exceptions(app)
+    labels = [m.label for m in app.metric]
+    assert "Budget range (/255)" in labels and "Full-eps fraction" not in labels
+    expected = api.post("/api/explain", data={"run": "fmnist-part-tiny", "probe": 0, "methods": "gradcam,layercam",
+                                               "ensemble": "true", "target": "label", "recipe": "reference"}).json()
+    values = [v for row in expected["results"][-1]["eps_map"] for v in row]
+    assert metric(app, "Budget range (/255)") == f"{255 * min(values):.1f} – {255 * max(values):.1f}"
+    assert 255 * min(values) > 1  # a scale from 0 would hide this range
+
+
+def test_the_shuffled_recipe_says_whose_map_it_uses(app):
+    app.sidebar.selectbox(key="ex-recipe-fmnist-part-tiny").set_value("shuffled").run()
+    no_exceptions(app)
+    assert any("map of *another* image" in i.value and "probe 1" in i.value for i in app.info)
+
+
+def test_an_upload_shows_the_model_input_and_explains_the_prediction(app):
+    app.sidebar.radio(key="ex-img-source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="ex-img-file").upload("shirt.png", shirt_png(56), "image/png")
+    app.run()
+    no_exceptions(app)
+    captions = [c for image in app.image for c in image.captions]
+    assert "model input: 28x28 grey" in captions and "your file: 56x56 L" in captions
+    assert any("enlarged" in w.value or "shrunk from 56x56" in w.value for w in app.warning)
+    target = app.sidebar.radio(key="ex-target-upload")
+    assert target.value == "pred" and target.disabled
+    app.sidebar.toggle(key="ex-img-fit").set_value(True).run()
+    no_exceptions(app)
+    assert any("Fitted to fashion-mnist's style" in i.value for i in app.info)
+
+
+def test_the_dataset_index_stops_at_the_last_test_image(app):
+    app.sidebar.radio(key="ex-img-source").set_value("Dataset sample").run()
+    no_exceptions(app)
+    box = app.sidebar.number_input(key="ex-img-index")
+    assert box.max == 9999
