@@ -14,6 +14,7 @@ records the resolved value, so a resume or a reproduction trains in the same pre
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import torch
@@ -25,7 +26,13 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX; "
 
 
 def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
-    """The CPU features that compute bfloat16 natively, as the kernel lists them (empty when unknown)."""
+    """The CPU features that compute bfloat16 natively, as the kernel lists them (empty when unknown).
+
+    PART_CPU_BF16=0 makes this CPU count as one without them (amp=auto then trains in float32), so a
+    machine, or a test suite, can keep float32 whatever the processor.
+    """
+    if os.environ.get("PART_CPU_BF16", "").strip() == "0":
+        return []
     try:
         text = Path(cpuinfo).read_text()
     except OSError:

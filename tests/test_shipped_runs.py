@@ -71,8 +71,10 @@ def test_shipped_run_is_fully_evaluated_on_the_common_images(name):
     [result] = load_results([ROOT / name])
     n = {a: rec.get("n") for a, rec in result["attacks"].items()}
     assert result["epoch"] == TrainConfig.from_dict(RunDir(ROOT / name).config()).epochs
-    assert n["clean"] == n["pgd20"] == n["mma"] == 10000
-    assert n["aa"] == n["corruptions"] == MANIFEST["aa_images"]
+    assert "amp" not in result  # reported accuracies are measured in float32, whatever the training precision
+    assert n["clean"] == n["pgd20"] == 10000 and n["aa"] == MANIFEST["aa_images"]
+    if name in {r["run"] for r in MANIFEST["runs"]}:  # the parity runs need natural, PGD-20, AA and the checks
+        assert n["mma"] == 10000 and n["corruptions"] == MANIFEST["aa_images"]
     assert len(result["attacks"]["checks"]["checks"]) == 5
     [first] = load_results([ROOT / SHIPPED[0] / "eval" / "epoch_0010"])
     [this] = load_results([ROOT / name / "eval" / "epoch_0010"])

@@ -121,6 +121,15 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
     assert cpu_bf16_flags(old) == [] and cpu_bf16_flags(tmp_path / "missing") == []
 
 
+def test_part_cpu_bf16_0_makes_auto_choose_float32(tmp_path, monkeypatch):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    monkeypatch.setenv("PART_CPU_BF16", "1")
+    assert cpu_bf16_flags(x86) == ["avx512_bf16"]
+    monkeypatch.setenv("PART_CPU_BF16", "0")
+    assert cpu_bf16_flags(x86) == [] and resolve_amp("auto", CPU) == "off"
+
+
 def test_auto_resolves_to_bf16_only_where_the_cpu_has_it(native):
     native(True)
     assert resolve_amp("auto", CPU) == "bf16" and Precision("auto", False, CPU).dtype is torch.bfloat16
@@ -221,7 +230,10 @@ def test_bench_times_both_precisions_and_reports_their_ratios(monkeypatch):
     assert out["bf16_speedup_at"] == pytest.approx(out["at_epoch_s"] / out["bf16_at_epoch_s"])
     assert out["bf16_speedup_part"] == pytest.approx((out["part_epoch_s"] + out["mask_refresh_s"])
                                                      / (out["bf16_part_epoch_s"] + out["bf16_mask_refresh_s"]))
-    assert min(out[k] for k in ("at_epoch_s", "part_epoch_s", "bf16_at_epoch_s", "bf16_mask_refresh_s")) > 0
+    assert out["bf16_speedup_part_cpu"] == pytest.approx((out["part_epoch_cpu_s"] + out["mask_refresh_cpu_s"])
+                                                         / (out["bf16_part_epoch_cpu_s"] + out["bf16_mask_refresh_cpu_s"]))
+    assert min(out[k] for k in ("at_epoch_s", "part_epoch_s", "bf16_at_epoch_s", "bf16_mask_refresh_s",
+                                "at_epoch_cpu_s", "bf16_part_epoch_cpu_s")) > 0
     assert "bf16_speedup_at" not in bench.bench_training(64, repeats=1, amps=("off",))
 
 
