@@ -1,16 +1,17 @@
 """What a job is: a validated request and the `part` command line that carries it out.
 
-A training job is `part train --preset P --set k=v ... --out CHECKPOINTS/<run> --no-progress
-[--nproc N]`, and is resumed with `part resume` (with the run's own number of processes). With N > 1
-the job's process becomes torchrun and its workers share its process group, so cancel stops them all.
-An evaluation job is `part eval --run RUN --epoch N --attacks LIST --n N --out RUN/eval/epoch_NNNN`.
-The config is built here first (part.config.preset), so a bad override is refused with the config's
-own message before any process starts.
+The config is built here (part.config.preset with the typed overrides), so a bad one is refused
+with the config's own message before any process starts, and written into the run folder as
+RUN/requested_config.json: a training job is `part train --config RUN/requested_config.json --out RUN
+--no-progress [--nproc N]`, so the config crosses to the job's process once, as a file. It is resumed
+with `part resume` (with the run's own number of processes). With N > 1 the job's process becomes
+torchrun and its workers share its process group, so cancel stops them all. An evaluation job is
+`part eval --run RUN --epoch N --attacks LIST --n N --out RUN/eval/epoch_NNNN [options]`. Every
+command line comes from part.commands.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import typing
 from pathlib import Path
@@ -22,10 +23,12 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from backend.errors import ApiError, bad_request, conflict
 from backend.registry import RUN_ID, Registry, check_run_id
 from backend.settings import Settings
+from part.runs import RunDir
+from part import commands
+from part.commands import eval_argv, train_argv
 from part.config import CHOICES, PRESETS, RANGES, TrainConfig, parse_number, preset
 from part.distributed import max_nproc
 
-PART = [sys.executable, "-m", "part.cli"]  # the same interpreter and install as the server
 PIXEL_FRACTIONS = ("eps", "eps_low", "step_size", "map_eps", "map_eps_low")
 NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*([eE][-+]?\d+)?)?\s*$"
 
@@ -131,14 +134,6 @@ class EvalJobRequest(BaseModel):
 JobRequest = Annotated[Union[TrainJobRequest, EvalJobRequest], Field(discriminator="kind")]
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(_text(v) for v in value)
-    return str(value)
-
-
 def data_dir_inside_roots(data_dir: str, settings: Settings, what: str = "data_dir") -> str:
     """The resolved `data_dir`, which must lie under one of the server's data roots."""
     real = Path(data_dir).expanduser().resolve()
@@ -161,15 +156,14 @@ def train_job(req: TrainJobRequest, settings: Settings, registry: Registry) -> d
         raise bad_request(f"nproc {req.nproc} exceeds the {most} processes this server offers "
                           "(its GPUs, or its CPU cores without CUDA)")
     run_id = check_run_id(req.name or f"{req.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = registry.root / run_id
-    if out.exists():
+    run = RunDir(registry.root / run_id)
+    if run.path.is_symlink() or (run.path.exists() and any(p != run.requested_config_path
+                                                           for p in run.path.iterdir())):
         raise conflict(f"a run folder '{run_id}' already exists; choose another name (or resume its job)")
-    argv = [*PART, "train", "--preset", req.preset]
-    for key, value in overrides.items():
-        argv += ["--set", f"{key}={_text(value)}"]
-    argv += ["--out", str(out), "--no-progress"] + (["--nproc", str(req.nproc)] if req.nproc > 1 else [])
-    spec = {**req.model_dump(), "overrides": overrides, "epochs": cfg.epochs}
-    return {"kind": "train", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(out)}
+    run.write_requested_config(cfg.to_dict())  # the config crosses to the job's process as this one file
+    argv = train_argv(run.path, config_file=run.requested_config_path, nproc=req.nproc)
+    spec = {**req.model_dump(exclude={"overrides"}), "overrides": overrides, "epochs": cfg.epochs}
+    return {"kind": "train", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(run.path)}
 
 
 def resume_argv(job: dict[str, Any]) -> list[str]:
@@ -179,7 +173,7 @@ def resume_argv(job: dict[str, Any]) -> list[str]:
     if not (out / "config.json").exists():
         raise conflict(f"job {job['id']} never wrote its run folder {out.name} (see its log); "
                        "there is nothing to resume: start a new job")
-    return [*PART, "resume", str(out), "--no-progress"]
+    return commands.resume_argv(out)
 
 
 def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dict[str, Any]:
@@ -196,26 +190,21 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
     run = registry.run(run_id)
     run_dir = run.path
     out = run.file("eval", f"epoch_{epoch:04d}")  # RunFolderError (409) when a link leads out of the run
-    argv = [*PART, "eval", "--run", str(run_dir), "--epoch", str(epoch), "--attacks", ",".join(attacks),
-            "--n", str(req.n), "--out", str(out), "--no-progress"]
-    if settings.device != "auto":
-        argv += ["--device", settings.device]
-    if req.corruption_files:
-        argv += ["--corruption-files", data_dir_inside_roots(req.corruption_files, settings, "corruption_files")]
-    if req.map_run is not None:
-        registry.epoch(req.map_run, req.map_epoch)  # 404/409 unless that run and epoch can be read
-        argv += ["--map-run", str(registry.run(req.map_run).path)]
-    for flag, value in (("--map-epoch", req.map_epoch), ("--map-recipe", req.map_recipe), ("--map-eps", req.map_eps),
-                        ("--map-eps-low", req.map_eps_low)):
-        if value is not None:
-            argv += [flag, str(value)]
     if req.map_recipe is not None:
         from part.masks import RECIPES
 
         if req.map_recipe not in RECIPES:
             raise bad_request(f"map_recipe '{req.map_recipe}' is not accepted; accepted: {', '.join(RECIPES)}")
-    if req.amp != "off":
-        argv += ["--amp", req.amp]
+    if req.map_run is not None:
+        registry.epoch(req.map_run, req.map_epoch)  # 404/409 unless that run and epoch can be read
+    argv = eval_argv(
+        run_dir, epoch=epoch, attacks=attacks, n=req.n, out=out,
+        device=settings.device if settings.device != "auto" else None,
+        corruption_files=req.corruption_files and data_dir_inside_roots(req.corruption_files, settings,
+                                                                        "corruption_files"),
+        map_run=req.map_run and registry.run(req.map_run).path, map_epoch=req.map_epoch,
+        map_recipe=req.map_recipe, map_eps=req.map_eps, map_eps_low=req.map_eps_low,
+        amp=req.amp if req.amp != "off" else None)
     spec = {**req.model_dump(exclude_none=True), "epoch": epoch, "attacks": attacks}
     return {"kind": "eval", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(out)}
 

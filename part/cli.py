@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from part.commands import resume_argv, train_argv
 from part.config import PRESETS, parse_overrides
 
 
@@ -25,8 +27,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model into a run folder")
-    t.add_argument("--preset", required=True, choices=list(PRESETS), metavar="NAME",
-                   help="one of: " + ", ".join(PRESETS))
+    start = t.add_mutually_exclusive_group(required=True)
+    start.add_argument("--preset", choices=list(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
+    start.add_argument("--config", metavar="FILE", help="a resolved TrainConfig as JSON (what a job hands over)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--burn-in", type=int, dest="burn_in_epochs")
     t.add_argument("--mask-every", type=int, dest="mask_every", help="refresh masks every S epochs (0: per batch)")
@@ -108,27 +111,41 @@ TRAIN_FLAGS = {"epochs": "--epochs", "burn_in_epochs": "--burn-in", "mask_every"
 def _train(args) -> None:
     from part import distributed as dist
     from part.config import preset
+    from part.runs import RunDir
     from part.train import train
 
     flags = {k: getattr(args, k) for k in TRAIN_FLAGS}
     overrides = {**parse_overrides(args.set), **{k: v for k, v in flags.items() if v is not None}}
     if args.nproc is not None:
         overrides["nproc"] = args.nproc
-    cfg = preset(args.preset, **overrides)
+    cfg = preset(args.preset, **overrides) if args.preset else _config_file(Path(args.config)).replace(**overrides)
     if dist.under_torchrun() and not args.out and int(os.environ["WORLD_SIZE"]) > 1:
         raise ValueError("--out is required under torchrun: every rank must name the same run folder")
-    out = Path(args.out) if args.out else checkpoints_root() / f"{args.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = args.preset or Path(args.config).stem
+    out = Path(args.out) if args.out else checkpoints_root() / f"{name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.environ.get("RANK", "0") == "0":
         print(f"run folder: {out}", flush=True)
     if cfg.nproc > 1 and not dist.under_torchrun():
-        if (out / "config.json").exists():
+        run = RunDir(out)
+        if run.exists():
             raise FileExistsError(f"{out} already holds a run; continue it with `part resume {out}` "
                                   "or choose another --out")
-        argv = ["train", "--preset", args.preset, "--out", str(out)]
-        argv += [x for k, flag in TRAIN_FLAGS.items() if flags[k] is not None for x in (flag, str(flags[k]))]
-        argv += [x for pair in args.set for x in ("--set", pair)] + ["--no-progress"] * args.no_progress
-        _relaunch(cfg.nproc, cfg.device, argv)
+        run.write_requested_config(cfg.to_dict())  # every worker reads this one file
+        _relaunch(cfg.nproc, cfg.device, train_argv(out, config_file=run.requested_config_path,
+                                                    progress=not args.no_progress, part=()))
     train(cfg, out, progress=not args.no_progress)
+
+
+def _config_file(path: Path):
+    from part.config import TrainConfig
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--config {path}: not a readable JSON file ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a JSON object of TrainConfig fields")
+    return TrainConfig.from_dict(data)
 
 
 def _resume(args) -> None:
@@ -139,7 +156,7 @@ def _resume(args) -> None:
     config = RunDir(args.run_dir).config()
     nproc = args.nproc or int(config.get("nproc", 1))
     if nproc > 1 and not dist.under_torchrun():
-        _relaunch(nproc, config.get("device", "auto"), ["resume", args.run_dir] + ["--no-progress"] * args.no_progress)
+        _relaunch(nproc, config.get("device", "auto"), resume_argv(args.run_dir, progress=not args.no_progress, part=()))
     train(None, args.run_dir, resume=True, progress=not args.no_progress)
 
 
@@ -205,7 +222,9 @@ def _eval(args) -> None:
         if rec.get("kind") in ("alignment", "faithfulness"):  # CAM numbers, not accuracies (part.faithfulness)
             value = rec.get("energy") if rec["kind"] == "alignment" else rec.get("road_combined")
             shown = "no mask" if value is None else f"{value:.4f}"
-        base, _, map_run = name.partition("@")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
+        if rec.get("sweep"):  # robustness vs eps (part.eps_sweep): an accuracy per eps
+            shown = " ".join(f"{100 * a:.1f}%" for a in rec["accuracies"])
+        base, _, map_run = name.partition("@") if not rec.get("sweep") else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
                    and map_run in ("", _map_run_name(args)))
         kept = "" if ran_now else ", kept from an earlier run"

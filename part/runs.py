@@ -1,6 +1,7 @@
 """The run folder: the one contract between the trainer (writer) and the backend (reader).
 
     RUN/config.json              resolved TrainConfig
+    RUN/requested_config.json    the config a job asked for, read by its workers (`part train --config`)
     RUN/status.json              state, phase, epoch, batch, progress, ETA (written atomically)
     RUN/metrics.jsonl            one JSON object per finished epoch
     RUN/checkpoints/epoch_NNNN.pt  weights + config + meta, loadable with weights_only=True
@@ -126,6 +127,14 @@ class RunDir:
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)
+
+    @property
+    def requested_config_path(self) -> Path:
+        """The resolved config a job hands to its worker processes (`part train --config`)."""
+        return self.path / "requested_config.json"
+
+    def write_requested_config(self, config: dict[str, Any]) -> None:
+        write_json(self.requested_config_path, config)
 
     def status(self) -> dict[str, Any]:
         """status.json ({} before the trainer wrote one), checked: a state, a plausible pid, numbers."""

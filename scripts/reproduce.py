@@ -23,6 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from part.commands import eval_argv, train_argv
 from part.config import preset
 from part.eval_job import LABELS
 from part.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
@@ -50,21 +51,19 @@ def every_run(m: dict) -> dict:
 
 
 def train_command(r: dict) -> list[str]:
-    sets = [a for k, v in {**r.get("set", {}), "amp": r["amp"]}.items() for a in ("--set", f"{k}={v}")]
-    return [PART, "train", "--preset", r["preset"], "--seed", str(r["seed"]), *sets,
-            "--out", str(CHECKPOINTS / r["run"]), "--no-progress"]
+    return train_argv(CHECKPOINTS / r["run"], preset=r["preset"], seed=r["seed"],
+                      sets={**r.get("set", {}), "amp": r["amp"]}, part=[PART])
 
 
 def eval_commands(r: dict, aa_images: int) -> list[list[str]]:
     """PGD-20 and MMA on the whole test set; AutoAttack and corruptions on the first `aa_images` of the
     fixed test subset (the same images for every model); the checks with the paired model as surrogate."""
     run, epoch = CHECKPOINTS / r["run"], f"epoch_{preset(r['preset']).epochs:04d}"
-    base = [PART, "eval", "--run", str(run), "--no-progress"]
     surrogate = CHECKPOINTS / r["surrogate"] / "checkpoints" / f"{epoch}.pt"
-    return [base + ["--attacks", "clean,pgd20,mma", "--n", "0", "--out", str(run / "eval" / f"full_{epoch}")],
-            base + ["--attacks", "clean,aa,corruptions", "--n", str(aa_images)],
-            base + ["--attacks", "checks", "--n", str(aa_images), "--surrogate", str(surrogate),
-                    "--out", str(run / "eval" / f"checks_{epoch}")]]
+    return [eval_argv(run, attacks="clean,pgd20,mma", n=0, out=run / "eval" / f"full_{epoch}", part=[PART]),
+            eval_argv(run, attacks="clean,aa,corruptions", n=aa_images, part=[PART]),
+            eval_argv(run, attacks="checks", n=aa_images, surrogate=surrogate, out=run / "eval" / f"checks_{epoch}",
+                      part=[PART])]
 
 
 def completed(run: str) -> bool:

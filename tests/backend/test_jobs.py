@@ -5,12 +5,14 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from backend import processes
 from backend.jobs import JobSupervisor
 from backend.settings import load_settings
+from part.config import TrainConfig, preset
 from tests.backend.conftest import make_client
 
 TINY_TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 128}}
@@ -140,7 +142,7 @@ def test_eval_jobs_carry_corruption_files_maps_and_precision(checkpoints, tmp_pa
         assert ok.status_code == 201, ok.text
         argv = c.app.state.services.jobs.store.get(ok.json()["id"])["argv"]
         text = " ".join(argv)
-        assert f"--corruption-files {files}" in text and "--map-run " in text and text.endswith("--amp bf16")
+        assert f"--corruption-files {files}" in text and "--map-run " in text and "--amp bf16" in text
         assert argv[argv.index("--map-run") + 1].endswith("part-tiny") and "--map-eps 0.03137" in text
         for body, status, words in (
                 ({"corruption_files": "/etc"}, 422, "corruption_files '/etc' is outside"),
@@ -150,3 +152,16 @@ def test_eval_jobs_carry_corruption_files_maps_and_precision(checkpoints, tmp_pa
                 ({"amp": "fp16"}, 422, "amp")):
             r = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "pgd20-map", **body})
             assert r.status_code == status and words in r.json()["detail"], r.text
+
+
+def test_a_training_job_hands_its_config_over_as_one_file(checkpoints):
+    with make_client(checkpoints) as c:
+        job = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-part", "name": "handed",
+                                        "overrides": {"epochs": 3, "eps_low": "20/255", "cam_methods": ["gradcam", "layercam"]}})
+        assert job.status_code == 201, job.text
+        argv = c.app.state.services.jobs.store.get(job.json()["id"])["argv"]
+    assert "--set" not in argv and "--preset" not in argv
+    handed = Path(argv[argv.index("--config") + 1])
+    assert handed == checkpoints / "handed" / "requested_config.json"
+    config = TrainConfig.from_dict(json.loads(handed.read_text()))
+    assert config == preset("fmnist-part", epochs=3, eps_low=20 / 255, cam_methods="gradcam,layercam")

@@ -50,3 +50,21 @@ def test_cam_rejects_a_file_that_is_not_an_image(tmp_path, capsys):
     bad.write_text("not an image")
     code = run_main(["cam", "--checkpoint", str(RunDir(run).checkpoint_path(1)), "--image", str(bad), "--out", str(tmp_path / "o.png")])
     assert code == 2 and "not a readable image" in capsys.readouterr().err
+
+
+def test_train_from_a_config_file_matches_the_preset_it_was_written_from(tmp_path):
+    import json
+
+    from part.config import preset
+    from part.runs import RunDir
+
+    cfg = preset("fmnist-part", epochs=1, burn_in_epochs=0, subset=64, eval_n=16, attack_steps=1, eval_steps=1,
+                 probe_count=2, batch_size=32)
+    (tmp_path / "c.json").write_text(json.dumps(cfg.to_dict()))
+    main(["train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "run"), "--no-progress"])
+    saved = RunDir(tmp_path / "run").config()
+    assert {k: saved[k] for k in ("epochs", "subset", "part", "eps_low", "cam_methods")} == \
+        {"epochs": 1, "subset": 64, "part": True, "eps_low": 0.0875, "cam_methods": ["gradcam"]}
+    (tmp_path / "bad.json").write_text("[]")
+    assert main(["train", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r2")]) == 2
+    assert not (tmp_path / "r2").exists()
