@@ -23,7 +23,7 @@ from backend import processes
 from backend.errors import ApiError, bad_request, conflict, not_found
 from backend.settings import Settings
 from part.runs import RunDir, RunFolderError, load_model
-from part.train import resolve_device
+from part.devices import resolve_device
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 RUN_ID_RULE = "1-100 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"

@@ -22,6 +22,7 @@ import torch
 
 from part.accuracy import ProgressCallback
 from part.data import DATASETS, load_dataset
+from part.devices import resolve_device
 from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
 from part.runs import RunDir, load_model, write_json
@@ -64,16 +65,6 @@ def label_for(config: dict) -> str:
     variant = [config["recipe"]] if config.get("recipe", "paper") != "paper" else []
     variant += ["+".join(config["cam_methods"])] if config.get("cam_methods", ["gradcam"]) != ["gradcam"] else []
     return f"{name} ({', '.join(variant)})" if variant else name
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"device '{name}' is not accepted; accepted: auto, cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use auto or cpu")
-    return torch.device(name)
 
 
 def _sha256(path: Path) -> str:
@@ -131,7 +122,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
         from part.corruption_files import detect_layout
 
         detect_layout(corruption_files)  # a wrong folder fails before any loading
-    dev = _device(device)
+    dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
     meta, config = ckpt["meta"], ckpt.get("config", {})
     surrogate_model = load_model(surrogate, dev)[0] if surrogate is not None else None

@@ -33,16 +33,9 @@ from part.mask_cache import MaskCache, masks_for
 from part.schedules import scheduled, values_at
 from part.masks import eps_map, mask_stats, recipe_options
 from part.precision import Precision, resolve_amp
+from part.devices import resolve_device
 from part.runs import RunDir
 from part.status import Status
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use device=auto or cpu")
-    return torch.device(name)
 
 
 def _epoch_seed(cfg: TrainConfig, epoch: int) -> int:

@@ -20,7 +20,8 @@ from part.config import preset
 from part.images import to_tensor
 from part.precision import Precision
 from part.runs import RunDir, load_model
-from part.train import Trainer, resolve_device, train
+from part.devices import resolve_device
+from part.train import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cuda,
