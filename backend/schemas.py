@@ -19,6 +19,7 @@ NUMBER_TEXT = r"^\s*(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*)?\s*$"
 
 
 RUN_IDS = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*$"
+RUN_PAIR = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}\s*$"
 
 
 def omittable(schema: dict[str, Any]) -> WithJsonSchema:
@@ -87,6 +88,12 @@ class CompareForm(ImageForm):
     runs: Annotated[str, documented({"type": "string", "pattern": RUN_IDS})] = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
     epochs: Annotated[str | None, omittable({"type": "string", "pattern": r"^\s*(all|\d{1,6}(\s*,\s*\d{1,6})*)?\s*$"})] = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
     method: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="CAM method (default: each run's own, read from its stored probes)")
+    pair: Annotated[str | None, omittable({"type": "string", "pattern": RUN_PAIR})] = Field(None, description="two runs of the grid, 'A,B': the difference row is B's CAM minus A's (default: the first two runs)")
+    top_k: float = Field(20.0, gt=0, le=100, description="the difference row's IoU compares the top-k % pixels of both maps", **Finite)
+
+
+class CompareFigureForm(CompareForm):
+    format: Literal["png", "pdf"] = Field("png", description="png (200 dpi) or pdf (vector)")
 
 
 class Prediction(BaseModel):
@@ -175,11 +182,52 @@ class CompareCell(BaseModel):
     epoch: int
     available: bool
     source: Literal["stored", "computed", "missing"]
-    message: str | None = None
+    message: str | None = Field(None, description="why an existing checkpoint gave no cell (a missing epoch is said "
+                                                    "once per run, in `missing`)")
     methods: list[str] = []
     overlay_png: str | None = None
     heatmap: list[list[float]] | None = None
     prediction: Prediction | None = None
+    energy_on_object: float | None = Field(None, description="sum(cam * object) / sum(cam); null where no object "
+                                                             "mask is known (see `object_mask`) or no CAM")
+
+
+class CompareObjectMask(BaseModel):
+    dataset: str
+    known: bool
+    fraction: float | None = Field(description="share of the image's pixels on the object")
+    message: str = Field(description="how the object mask is made, or that none is known for the dataset")
+
+
+class CompareMissing(BaseModel):
+    run: str
+    epochs: list[int] = Field(description="epochs of the grid without a checkpoint of this run")
+    message: str
+
+
+class CompareDifferenceCell(BaseModel):
+    epoch: int
+    available: bool
+    message: str | None = None
+    heatmap: list[list[float]] | None = Field(None, description="B's CAM minus A's, per pixel, in -1..1")
+    difference_png: str | None = Field(None, description="the difference on a diverging scale (blue < 0 < red, "
+                                                         "white at 0, +-scale at the ends) over the grey image")
+    iou: float | None = Field(None, description="IoU of the top-k % pixels of A's and B's maps")
+    spearman: float | None = Field(None, description="Spearman's rank correlation of A's and B's maps (null when "
+                                                     "one map is constant)")
+    mean_abs: float | None = Field(None, description="mean |B - A| over the pixels")
+    max_abs: float | None = None
+    energy_change: float | None = Field(None, description="B's energy on the object minus A's")
+
+
+class CompareDifference(BaseModel):
+    run_a: str
+    run_b: str
+    method: str | None = Field(description="the CAM method of both rows; null when their own methods differ")
+    top_k: float
+    scale: float = Field(description="the largest |B - A| of the row: the ends of its colour scale")
+    note: str | None = None
+    cells: list[CompareDifferenceCell] = Field(description="one per epoch of the grid")
 
 
 class CompareResponse(BaseModel):
@@ -188,6 +236,9 @@ class CompareResponse(BaseModel):
     epochs: list[int]
     target: str
     cells: list[CompareCell] = Field(description="row-major: for each run, for each epoch")
+    object_mask: CompareObjectMask
+    missing: list[CompareMissing] = Field(description="one note per run without checkpoints for some epochs")
+    difference: CompareDifference | None = Field(description="B - A for the pair; null with fewer than two runs")
     seconds: float
 
 

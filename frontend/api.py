@@ -104,6 +104,13 @@ class PartApi:
     def compare(self, fields: dict[str, Any], upload: tuple[str, bytes] | None = None) -> dict:
         return self._form("/api/compare", fields, upload)
 
+    def compare_figure(self, fields: dict[str, Any], upload: tuple[str, bytes] | None = None,
+                       fmt: str = "png") -> bytes:
+        """The compare grid as Figure 2: PNG or PDF bytes (POST /api/compare/figure)."""
+        data = {k: _form_text(v) for k, v in {**fields, "format": fmt}.items() if v is not None}
+        files = {"file": upload} if upload is not None else None
+        return self._request("POST", "/api/compare/figure", data=data, files=files, timeout=SLOW_S).content
+
     # -- jobs --
     def jobs(self) -> list[dict]:
         return self._json("GET", "/api/jobs")

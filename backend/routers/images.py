@@ -1,15 +1,15 @@
-"""POST /api/explain, /api/attack and /api/compare: multipart forms, CPU work in the threadpool."""
+"""POST /api/explain, /api/attack, /api/compare and /api/compare/figure: multipart forms, CPU work in the threadpool."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, Form, Response
 
 from backend import adversarial, compare, explain
 from backend.deps import Services, model_slot, services
-from backend.schemas import (AttackForm, AttackResponse, CompareForm, CompareResponse, ExplainForm,
-                             ExplainResponse, ImageForm)
+from backend.schemas import (AttackForm, AttackResponse, CompareFigureForm, CompareForm, CompareResponse,
+                             ExplainForm, ExplainResponse, ImageForm)
 
 router = APIRouter(prefix="/api", tags=["images"], dependencies=[Depends(model_slot)])
 
@@ -38,3 +38,15 @@ def post_attack(form: Annotated[AttackForm, Form()], svc: Services = Depends(ser
              summary="runs x epochs grid of CAM overlays and predictions for one image (Figure 2)")
 def post_compare(form: Annotated[CompareForm, Form()], svc: Services = Depends(services)):
     return compare.compare(svc, form, upload_bytes(form, svc))
+
+
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.post("/compare/figure", response_class=Response,
+             summary="the compare grid as a publication-ready Figure 2 (PNG or PDF, matplotlib)",
+             responses={200: {"description": "the figure, as an attachment",
+                              "content": {"image/png": BINARY, "application/pdf": BINARY}}})
+def post_compare_figure(form: Annotated[CompareFigureForm, Form()], svc: Services = Depends(services)):
+    content, media, name = compare.export(svc, form, upload_bytes(form, svc), form.format)
+    return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -37,8 +37,111 @@ def test_stored_and_computed_cells_agree(client):
 def test_missing_epochs_are_marked_and_limits_hold(client):
     body = client.post("/api/compare", data={"runs": "part-tiny", "probe": "0", "epochs": "2,5"}).json()
     assert [(c["epoch"], c["available"]) for c in body["cells"]] == [(2, True), (5, False)]
-    assert "no checkpoint for epoch 5" in body["cells"][1]["message"]
+    assert body["missing"] == [{"run": "part-tiny", "epochs": [5], "message":
+                                "run 'part-tiny' has checkpoints for epochs 1-2 only; epoch 5 left empty in its row"}]
     many = ",".join(["part-tiny"] * 9 + [f"r{i}" for i in range(9)])
     assert client.post("/api/compare", data={"runs": many, "probe": "0"}).status_code == 422
     assert client.post("/api/compare", data={"runs": "part-tiny,ghost", "probe": "0"}).status_code == 404
     assert client.post("/api/compare", data={"runs": "part-tiny", "probe": "0", "epochs": "x"}).status_code == 422
+
+
+def test_a_shorter_run_gets_one_note_and_the_rest_of_the_grid(checkpoints):
+    from tests.backend.conftest import make_client
+
+    for name in ("checkpoints/epoch_0002.pt", "probes/epoch_0002.pt"):
+        (checkpoints / "at-tiny" / name).unlink()
+    with make_client(checkpoints) as client:
+        body = client.post("/api/compare", data={"runs": "part-tiny,at-tiny", "probe": "0"}).json()
+    assert body["epochs"] == [1, 2]  # every run's epochs: the grid stays rectangular
+    assert [(c["run"], c["epoch"], c["available"]) for c in body["cells"]] == [
+        ("part-tiny", 1, True), ("part-tiny", 2, True), ("at-tiny", 1, True), ("at-tiny", 2, False)]
+    assert body["cells"][3]["message"] is None  # said once, below, not per cell
+    assert body["missing"] == [{"run": "at-tiny", "epochs": [2], "message":
+                                "run 'at-tiny' has checkpoints for epoch 1 only; epoch 2 left empty in its row"}]
+    diff = body["difference"]["cells"]
+    assert [(c["epoch"], c["available"]) for c in diff] == [(1, True), (2, False)]
+
+
+def test_energy_on_the_object_is_the_stored_cams_share_on_bright_pixels(client, run_root):
+    from part.alignment import energy_on_object, object_mask
+
+    body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "1"}).json()
+    run = RunDir(run_root / "part-tiny")
+    x = run.load_probe_inputs()["x"][1:2].float()
+    cam = run.load_probes(2)["cam"][1:2].float()
+    mask = object_mask(x, "fashion-mnist")
+    expected = float(energy_on_object(cam, mask)[0])
+    cell = body["cells"][3]
+    assert (cell["run"], cell["epoch"]) == ("part-tiny", 2)
+    assert abs(cell["energy_on_object"] - expected) < 1e-3 and 0 < expected < 1
+    assert body["object_mask"]["known"] and abs(body["object_mask"]["fraction"] - float(mask.float().mean())) < 1e-3
+
+
+def test_the_difference_row_is_b_minus_a_with_iou_and_spearman(client, run_root):
+    from part.alignment import spearman, top_k_iou
+
+    body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "1", "top_k": "10"}).json()
+    diff = body["difference"]
+    assert (diff["run_a"], diff["run_b"], diff["top_k"], diff["method"]) == ("at-tiny", "part-tiny", 10.0, "gradcam")
+    a = RunDir(run_root / "at-tiny").load_probes(2)["cam"][1:2].float()
+    b = RunDir(run_root / "part-tiny").load_probes(2)["cam"][1:2].float()
+    cell = diff["cells"][1]
+    assert cell["epoch"] == 2 and cell["difference_png"].startswith("data:image/png;base64,")
+    assert torch.allclose(torch.tensor(cell["heatmap"]), (b - a)[0], atol=2e-3)
+    assert abs(cell["iou"] - float(top_k_iou(a, b, 10)[0])) < 1e-3
+    assert abs(cell["spearman"] - float(spearman(a, b)[0])) < 1e-3
+    assert abs(cell["mean_abs"] - float((b - a).abs().mean())) < 1e-3
+    assert diff["scale"] >= max(c["max_abs"] for c in diff["cells"]) - 1e-4
+    swapped = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "1", "top_k": "10",
+                                                "pair": "part-tiny,at-tiny"}).json()["difference"]["cells"][1]
+    assert torch.allclose(torch.tensor(swapped["heatmap"]), -torch.tensor(cell["heatmap"]), atol=2e-3)
+    assert swapped["iou"] == cell["iou"] and swapped["spearman"] == cell["spearman"]
+
+
+def test_pairs_and_top_k_are_checked(client):
+    base = {"runs": "at-tiny,part-tiny", "probe": "0"}
+    for pair in ("at-tiny,at-tiny", "at-tiny,ghost", "at-tiny"):
+        r = client.post("/api/compare", data={**base, "pair": pair})
+        assert r.status_code == 422 and "pair" in r.json()["detail"], (pair, r.text)
+    assert "at-tiny" in client.post("/api/compare", data={**base, "pair": "at-tiny,ghost"}).json()["detail"]
+    for k in ("0", "101", "nan"):
+        assert client.post("/api/compare", data={**base, "top_k": k}).status_code == 422
+    one = client.post("/api/compare", data={"runs": "at-tiny", "probe": "0"}).json()
+    assert one["difference"] is None and all(c["energy_on_object"] is not None for c in one["cells"])
+
+
+def test_no_object_mask_says_so_instead_of_a_number(client, monkeypatch):
+    import dataclasses
+
+    from part.data import DATASETS
+
+    monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(DATASETS["fashion-mnist"], object_threshold=None))
+    body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "0"}).json()
+    assert body["object_mask"]["known"] is False
+    assert body["object_mask"]["message"].startswith("no object mask is known for dataset fashion-mnist")
+    assert all(c["energy_on_object"] is None for c in body["cells"])
+    assert all(c["energy_change"] is None for c in body["difference"]["cells"] if c["available"])
+
+
+def test_the_figure_exports_as_png_and_pdf(client):
+    import io
+
+    from PIL import Image
+
+    base = {"runs": "at-tiny,part-tiny", "probe": "0"}
+    png = client.post("/api/compare/figure", data=base)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.headers["content-disposition"] == 'attachment; filename="figure2-at-tiny-vs-part-tiny.png"'
+    width, height = Image.open(io.BytesIO(png.content)).size
+    one = client.post("/api/compare/figure", data={**base, "runs": "at-tiny", "epochs": "1"}).content
+    one_width, one_height = Image.open(io.BytesIO(one)).size
+    assert abs((width - one_width) - 200 * (1.25 + 0.08)) <= 2  # one more epoch column (200 dpi)
+    assert abs((height - one_height) - 2 * 200 * (1.25 + 0.42)) <= 2  # two more rows: a run and the difference
+    pdf = client.post("/api/compare/figure", data={**base, "format": "pdf"})
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content[:5] == b"%PDF-" and pdf.content.rstrip().endswith(b"%%EOF")
+    bad = client.post("/api/compare/figure", data={**base, "format": "svg"})
+    assert bad.status_code == 422 and "png" in bad.json()["detail"] and "pdf" in bad.json()["detail"]
+    empty = client.post("/api/compare/figure", data={**base, "epochs": "7"})
+    assert empty.status_code == 404 and "nothing to draw" in empty.json()["detail"]
