@@ -17,7 +17,7 @@ from backend.deps import ModelSlots, Services, require_token
 from backend.jobs import JobSupervisor
 from backend.limits import BodyLimit
 from backend.registry import Registry
-from backend.routers import datasets, images, jobs, runs, theory
+from backend.routers import datasets, evaluations, images, jobs, runs, theory
 from backend.routers import exports
 from backend.schemas import Health
 from backend.settings import Settings, load_settings
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
                 "model_concurrency": svc.slots.limit}
 
     guarded = [Depends(require_token)]
-    for router in (runs.router, datasets.router, images.router, jobs.router, theory.router):
+    for router in (runs.router, datasets.router, images.router, jobs.router, theory.router, evaluations.router):
         app.include_router(router, dependencies=guarded)
     app.include_router(exports.router, dependencies=guarded)  # POST /api/export/npz
 

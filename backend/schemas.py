@@ -320,3 +320,57 @@ class Health(BaseModel):
     auth: bool
     model_requests: int = Field(description="explain/attack/compare requests computing now")
     model_concurrency: int = Field(description="the most computed at once; more get 503 with Retry-After")
+
+
+# -- evaluations across runs (GET /api/evaluations, /api/evaluations/wins) --
+class EvaluationsResponse(BaseModel):
+    runs: list[str]
+    reports: dict[str, list[dict[str, Any]]] = Field(description="per run, its evaluation folders and which of "
+                                                                 "report.md / report.html each holds")
+    attacks: list[dict[str, Any]] = Field(description="attack names with one accuracy each, in Table 1 order, and their headings")
+    rows: list[dict[str, Any]] = Field(description="one per run and epoch: the run's evaluations merged per checkpoint "
+                                                   "(each attack from its largest evaluation, with n)")
+    methods: list[dict[str, Any]] = Field(description="per method label: mean and sample std (%) over its runs' newest "
+                                                      "epochs, and the difference of means to its paired baseline")
+    pairs: list[dict[str, Any]] = Field(description="each PART run minus its baseline (same dataset, defense and seed), "
+                                                    "in points, with the exact McNemar p on the same images")
+    classes: list[str] | None
+    eps: list[dict[str, float]]
+    images_line: str
+
+
+class WinsImage(BaseModel):
+    position: int = Field(description="position in the evaluated subset")
+    index: int = Field(description="test-set index (for /api/explain and /api/attack)")
+    label: int
+    label_name: str
+
+
+class WinsPage(BaseModel):
+    total: int
+    items: list[WinsImage]
+
+
+class WinsResponse(BaseModel):
+    run_a: str
+    run_b: str
+    epoch_a: int
+    epoch_b: int
+    label_a: str | None
+    label_b: str | None
+    attack: str
+    heading: str
+    attacks: list[str] = Field(description="every attack both runs were evaluated with on the same images")
+    dataset: str | None
+    n: int
+    sources: list[str] = Field(description="the evaluation folders (RUN/eval/NAME) the results come from")
+    accuracy_a: float
+    accuracy_b: float
+    counts: dict[str, int] = Field(description="only_a, only_b (kept by one model only), both, neither")
+    p: float = Field(description="exact two-sided McNemar p on the discordant images")
+    classes: list[str]
+    per_class: list[dict[str, Any]]
+    offset: int
+    limit: int
+    only_a: WinsPage = Field(description="images run A keeps correct under the attack and run B loses")
+    only_b: WinsPage = Field(description="images run B keeps correct under the attack and run A loses")

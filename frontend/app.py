@@ -1,6 +1,6 @@
 """PART Studio dashboard: `streamlit run frontend/app.py` (the backend URL is PART_API_URL).
 
-The entry script: page config, navigation over the five pages, and one backend check so every page
+The entry script: page config, navigation over the six pages, and one backend check so every page
 shows the same banner, never a traceback, when the API is down.
 """
 
@@ -14,10 +14,22 @@ if ROOT not in sys.path:  # `streamlit run` puts frontend/ on the path, not the 
     sys.path.insert(0, ROOT)
 
 import streamlit as st  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from frontend import ui  # noqa: E402
 
-st.set_page_config(page_title="PART Studio", page_icon=":material/target:", layout="wide")
+
+def target_icon(side: int = 64) -> Image.Image:
+    """The tab icon, drawn here: a material or emoji icon would be fetched from a font CDN (none offline)."""
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    for k, colour in enumerate(("#d62728", "#ffffff", "#d62728", "#ffffff", "#d62728")):
+        r = side / 2 - 1 - k * side / 10
+        draw.ellipse((side / 2 - r, side / 2 - r, side / 2 + r, side / 2 + r), fill=colour)
+    return image
+
+
+st.set_page_config(page_title="PART Studio", page_icon=target_icon(), layout="wide")
 
 # views/, not pages/: a pages/ folder next to this script switches Streamlit to its legacy multipage
 # mode, which runs the page files without this script.
@@ -26,6 +38,7 @@ PAGES = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("views/wins.py", title="Who wins", icon=":material/rule:", url_path="wins"),
     st.Page("views/theory.py", title="Theory", icon=":material/functions:"),
 ]
 page = st.navigation(PAGES, position="top")

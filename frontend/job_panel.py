@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import streamlit as st
@@ -30,7 +31,9 @@ def badge(state: str) -> str:
     return f":{BADGE.get(state, 'gray')}-badge[{state}]"
 
 
-def progress_text(job: dict) -> str:
+def progress_text(job: dict, now: float | None = None) -> str:
+    if job["kind"] == "eval":
+        return eval_progress_text(job, now)
     parts = [job.get("phase") or job["state"]]
     if job.get("epochs"):
         parts.append(f"epoch {job.get('epoch') or 0}/{job['epochs']}")
@@ -41,19 +44,101 @@ def progress_text(job: dict) -> str:
     return " · ".join(parts)
 
 
+# -- evaluation jobs: progress by attacks finished, weighted by what each costs --
+def attack_cost(name: str) -> float:
+    """Rough cost of an attack per image, in forward+backward passes: it weights progress and the ETA."""
+    base, _, sweep = name.partition("@")
+    stem = re.sub(r"-map$", "", base)
+    m = re.fullmatch(r"(pgd|mma)(\d*)", stem)
+    if m:
+        steps = int(m.group(2) or 20)
+        one = steps + 1 if m.group(1) == "pgd" else 3 * steps + 1
+        return one * (len(sweep.split(",")) if sweep and not base.endswith("-map") else 1)
+    return EVAL_COSTS.get(stem, 20.0)
+
+
+EVAL_COSTS = {"clean": 1.0, "fgsm": 2.0, "aa": 400.0, "corruptions": 100.0, "checks": 260.0, "alignment": 3.0,
+              "faithfulness": 30.0}
+
+
+def eval_status(job: dict, now: float | None = None) -> dict:
+    """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json; the ETA
+    scales the time so far by the cost of what is left (None before the first attack has finished)."""
+    wanted = list((job.get("spec") or {}).get("attacks") or [])
+    results = job.get("latest_metrics") or {}
+    done = [a for a in wanted if a in results]
+    pending = [a for a in wanted if a not in results]
+    total = sum(attack_cost(a) for a in wanted) or 1.0
+    spent = sum(attack_cost(a) for a in done)
+    progress = 1.0 if job["state"] == "completed" else spent / total
+    eta = None
+    if job["state"] == "running" and job.get("started_at") and spent > 0:
+        elapsed = (now or time.time()) - job["started_at"]
+        eta = max(0.0, elapsed * (total - spent) / spent)
+    return {"done": done, "pending": pending, "progress": progress, "eta_s": eta}
+
+
+def eval_progress_text(job: dict, now: float | None = None) -> str:
+    status = eval_status(job, now)
+    wanted = len(status["done"]) + len(status["pending"])
+    parts = [f"{len(status['done'])}/{wanted} attacks done"]
+    if job["state"] == "running" and not status["pending"]:
+        parts.append("writing report.md and report.html")
+    elif job["state"] == "running":
+        parts.append(f"running {status['pending'][0]}")
+        parts.append(f"ETA {duration(status['eta_s'])}" if status["eta_s"] is not None
+                     else "ETA after the first attack")
+    elif job["state"] == "queued":
+        parts.append("queued")
+    elif job.get("finished_at") and job.get("started_at"):
+        parts.append(f"took {duration(job['finished_at'] - job['started_at'])}")
+    return " · ".join(parts)
+
+
+def eval_tiles(job: dict) -> None:
+    """A tile per attack: its accuracy as soon as it lands, else running or waiting."""
+    status = eval_status(job)
+    results = job.get("latest_metrics") or {}
+    names = status["done"] + status["pending"]
+    for start in range(0, len(names), 4):
+        cols = st.columns(4)
+        for col, name in zip(cols, names[start:start + 4]):
+            if name in results:
+                value = results[name]
+                col.metric(name, ui.percent(value, 2) if isinstance(value, (int, float)) else "done",
+                           help="accuracy under this attack" if isinstance(value, (int, float)) else
+                           "finished; its result is on the Evaluate page")
+            else:
+                running = job["state"] == "running" and name == status["pending"][0]
+                col.metric(name, "running…" if running else ("waiting" if job["state"] in ACTIVE else "not run"))
+
+
+ACTION_HELP = {
+    ("train", "cancel"): "Stop the training process; the run keeps every epoch that finished (its checkpoints), "
+                         "and Resume continues from the newest of them",
+    ("eval", "cancel"): "Stop the evaluation; the attacks that already finished stay in the run's eval.json",
+    ("train", "resume"): "Start the training again in a new process: it continues from the run's newest "
+                         "checkpoint, or from the beginning when no epoch finished",
+    ("eval", "resume"): "Run the evaluation again into the same folder: the attacks that finished are kept, "
+                        "the others run (AutoAttack continues from its saved state)",
+}
+
+
 def actions(job: dict) -> None:
     """Cancel a queued or running job, resume a stopped one, forget a finished one."""
-    jid, state = job["id"], job["state"]
+    jid, state, kind = job["id"], job["state"], job["kind"]
     with st.container(horizontal=True):
-        if state in ACTIVE and st.button("Cancel", key=f"cancel-{jid}", icon=":material/stop_circle:"):
+        if state in ACTIVE and st.button("Cancel", key=f"cancel-{jid}", icon=":material/stop_circle:",
+                                         help=ACTION_HELP.get((kind, "cancel"))):
             ui.api().cancel(jid)
             st.rerun(scope="app")
         if state in RESUMABLE and st.button("Resume", key=f"resume-{jid}", icon=":material/play_arrow:",
-                                            help="Continue from the run's newest complete epoch"):
+                                            help=ACTION_HELP.get((kind, "resume"))):
             ui.api().resume(jid)
             st.rerun(scope="app")
         if state not in ACTIVE and st.button("Forget", key=f"forget-{jid}", icon=":material/delete:",
-                                             help="Remove the job from the list; its run folder stays"):
+                                             help="Remove the job from this list; its run folder and results "
+                                                  "stay on disk"):
             ui.api().delete_job(jid)
             st.session_state.pop(WATCH, None)
             st.rerun(scope="app")
@@ -74,18 +159,22 @@ def metrics_chart(job: dict) -> None:
         st.plotly_chart(charts.epoch_curves(series, burn_in=burn, height=420), key=f"job-curves-{job['id']}")
 
 
-def panel(job_id: str) -> None:
+def panel(job_id: str) -> dict:
+    """The job's panel; returns the job as it was read, so a table beside it can show the same moment."""
     job = ui.api().job(job_id)
     spec = job.get("spec") or {}
     what = spec.get("preset") if job["kind"] == "train" else \
         f"epoch {spec.get('epoch')}: {', '.join(spec.get('attacks', []))}"
     st.markdown(f"#### {badge(job['state'])} {job['kind']} job `{job_id}` · run `{job['run_id']}` · {what}")
-    progress = 1.0 if job["state"] == "completed" else float(job.get("progress") or 0.0)
+    progress = eval_status(job)["progress"] if job["kind"] == "eval" else \
+        (1.0 if job["state"] == "completed" else float(job.get("progress") or 0.0))
     st.progress(min(max(progress, 0.0), 1.0), text=f"{100 * progress:.0f}% · {progress_text(job)}")
     if job.get("message") and job["state"] not in ACTIVE:
         (st.success if job["state"] == "completed" else st.warning)(job["message"])
     latest = job.get("latest_metrics") or {}
-    if latest:
+    if job["kind"] == "eval":
+        eval_tiles(job)
+    elif latest:
         cols = st.columns(4)
         cols[0].metric("clean acc", ui.percent(latest.get("test_clean_acc")))
         cols[1].metric("PGD acc", ui.percent(latest.get("test_pgd_acc")))
@@ -98,27 +187,44 @@ def panel(job_id: str) -> None:
     if job["state"] not in ACTIVE and st.session_state.get(f"live-{job_id}"):
         st.session_state[f"live-{job_id}"] = False
         st.rerun(scope="app")  # the job ended: refresh the job list and the run pickers
+    return job
+
+
+def panel_and_table(job_id: str, table: bool) -> None:
+    with st.container(border=True):
+        job = panel(job_id)
+    if table:  # read after the panel, with the panel's job in its row: both show the same moment
+        job_table([job if j["id"] == job["id"] else j for j in ui.api().jobs()])
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_panel(job_id: str) -> None:
+def live_panel(job_id: str, table: bool = False) -> None:
     with ui.shown_errors():
-        panel(job_id)
+        panel_and_table(job_id, table)
 
 
-def watch(job: dict) -> None:
-    """The job's panel; it refreshes itself every few seconds while the job is queued or running."""
+def watch(job: dict, *, table: bool = False) -> None:
+    """The job's panel (and with `table` the job list under it); while the job is queued or running both
+    refresh themselves together every few seconds."""
     if job["state"] in ACTIVE:
         st.session_state[f"live-{job['id']}"] = True
-        live_panel(job["id"])
+        live_panel(job["id"], table)
     else:
-        panel(job["id"])
+        panel_and_table(job["id"], table)
+
+
+def table_progress(job: dict) -> tuple[str, float]:
+    """(the epoch or attacks column, progress in [0, 1]) of a job as the table shows it."""
+    if job["kind"] == "eval":
+        status = eval_status(job)
+        return f"{len(status['done'])}/{len(status['done']) + len(status['pending'])} attacks", status["progress"]
+    step = f"epoch {job.get('epoch') or 0}/{job['epochs']}" if job.get("epochs") else ""
+    return step, 1.0 if job["state"] == "completed" else (job.get("progress") or 0.0)
 
 
 def job_table(jobs: list[dict]) -> None:
     rows = [{"job": j["id"], "kind": j["kind"], "run": j["run_id"], "state": j["state"],
-             "epoch": f"{j.get('epoch') or 0}/{j['epochs']}" if j.get("epochs") else "",
-             "progress": 1.0 if j["state"] == "completed" else (j.get("progress") or 0.0),
+             "step": table_progress(j)[0], "progress": table_progress(j)[1],
              "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"])),
              "message": j.get("message") or ""} for j in jobs]
     st.dataframe(rows, hide_index=True, width="stretch", column_config={

@@ -1,5 +1,6 @@
-"""Evaluation reports (RUN/eval/<name>/eval.json, listed in GET /api/runs/{id}): Table 1, the corruption
-chart (Table 4) and the gradient-masking checklist (Appendix H)."""
+"""The Evaluate page's results (GET /api/evaluations): Table 1 per checkpoint and per method, each PART run
+against its paired baseline with McNemar p, robustness vs eps, per-class accuracy, the corruption heatmap,
+the trade-off chart, the gradient-masking checklist and the report files of every evaluation."""
 
 from __future__ import annotations
 
@@ -7,23 +8,41 @@ import re
 
 import streamlit as st
 
-from frontend import charts, ui
+from frontend import eval_charts, ui
+from frontend.choices import as_255
 
-ORDER = ["clean", "fgsm", "pgd", "mma", "aa", "corruptions"]
 CHECK_ICON = {True: "✓ passed", False: "✗ failed", None: "– skipped"}
+MISSING = "–"
+CORRUPTION_WORDS = {"jpeg": "JPEG"}
 
 
-def collect(runs: list[dict]) -> list[dict]:
-    """Every report of every run, each with `run` and a display `title` added."""
-    found = []
-    for run in runs:
-        for report in ui.api().run(run["id"]).get("evaluations", []):
-            title = f"{report.get('label', '?')} · {run['id']} · epoch {report.get('epoch')}"
-            found.append({**report, "run": run["id"], "title": title})
-    return found
+@st.cache_data(ttl=15, show_spinner=False)
+def fetch(url: str, runs: str) -> dict:
+    """Every number of the page in one answer; the backend caches it until an eval.json changes."""
+    return ui.api()._json("GET", "/api/evaluations", params={"runs": runs} if runs else None)
+
+
+def report_bytes(run: str, name: str, file: str) -> bytes:
+    return ui.api()._request("GET", f"/api/runs/{run}/eval/{name}/{file}", timeout=60).content
+
+
+def eps_label(eps: float | None) -> str:
+    """'0.1 (25.5/255)': the fraction of the pixel range and the same budget in /255 steps."""
+    return MISSING if eps is None else f"{eps:g} ({as_255(eps)})"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return MISSING if value is None else f"{100 * value:.{digits}f}"
+
+
+def p_text(p: float | None) -> str:
+    if p is None:
+        return ""
+    return "p<0.001" if p < 0.001 else (f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}")
 
 
 def heading(attack: str) -> str:
+    """Natural, PGD-20, ...; 'pgd20-map@RUN' -> 'PGD-20 map (RUN)' (the backend sends the same headings)."""
     base, at, source = attack.partition("@")
     if base.endswith("-map"):  # the per-pixel threat model: eps-maps from the CAMs of run `source`
         return f"{heading(base[:-4])} map" + (f" ({source})" if at else "")
@@ -34,97 +53,218 @@ def heading(attack: str) -> str:
             "corruptions": "Corruptions (mean)"}.get(attack, attack)
 
 
-def _rank(attack: str) -> tuple[int, str]:
-    stem = re.sub(r"\d+$", "", attack)
-    return (ORDER.index(stem) if stem in ORDER else len(ORDER), attack)
-
-
-def table1(found: list[dict]) -> None:
-    st.subheader("Accuracy under attack (Table 1)")
-    attacks = sorted({a for r in found for a, rec in r["attacks"].items() if rec.get("accuracy") is not None},
-                     key=_rank)
-    rows = []
-    for r in found:
-        row = {"method": r.get("label"), "run": r["run"], "epoch": r.get("epoch"), "images": r.get("n"),
-               "eps": f"{r.get('eps_text') or r.get('eps')}"}
-        for a in attacks:
-            acc = (r["attacks"].get(a) or {}).get("accuracy")
-            row[heading(a)] = None if acc is None else 100 * acc
-        if "checks" in r["attacks"]:
-            row["masking checks"] = CHECK_ICON[r["attacks"]["checks"].get("passed")]
-        rows.append(row)
-    config = {heading(a): st.column_config.NumberColumn(heading(a), format="%.2f %%", help=_column_help(a, found))
-              for a in attacks}
-    st.dataframe(rows, hide_index=True, width="stretch", column_config=config)
-    st.caption("Accuracy (%) on the first N images of the fixed test subset at the dataset's eps; "
-               "higher is better. Natural = no attack.")
-
-
 def _column_help(attack: str, found: list[dict]) -> str:
     """What a column measures; a -map column names whose eps-maps bounded the attack and their budget."""
-    m = next(((r["attacks"].get(attack) or {}).get("map") for r in found if (r["attacks"].get(attack) or {}).get("map")),
-             None)
+    m = next(((r["attacks"].get(attack) or {}).get("map") for r in found
+              if (r["attacks"].get(attack) or {}).get("map")), None)
     if not m:
         return f"accuracy (%) under {attack}"
     return (f"accuracy (%) under {attack}: each image's own eps-map from the CAMs of {m.get('map_run')} epoch "
-            f"{m.get('map_epoch')} ({m.get('recipe')}; eps {255 * m['eps']:.1f}/255, eps_low {255 * m['eps_low']:.1f}/255; "
-            f"mean budget {m['mean_budget_255']:.2f}/255, full eps on {100 * m['full_eps_fraction']:.1f}% of pixel values)")
+            f"{m.get('map_epoch')} ({m.get('recipe')}; eps {255 * m['eps']:.1f}/255, eps_low "
+            f"{255 * m['eps_low']:.1f}/255; mean budget {m['mean_budget_255']:.2f}/255, full eps on "
+            f"{100 * m['full_eps_fraction']:.1f}% of pixel values)")
 
 
-def corruptions(found: list[dict]) -> None:
-    with_c = [r for r in found if (r["attacks"].get("corruptions") or {}).get("types")]
-    if not with_c:
+def is_map(attack: str) -> bool:
+    return "-map" in attack
+
+
+def _headings(data: dict) -> dict[str, str]:
+    return {a["attack"]: a["heading"] for a in data["attacks"]}
+
+
+def images_text(row: dict, headings: dict[str, str]) -> str:
+    """'10000 (Natural, PGD-20, MMA); 1000 (AA, Corruptions)': how many images each attack of the row saw."""
+    by_n: dict[int, list[str]] = {}
+    for a, rec in sorted(row["attacks"].items(), key=lambda item: list(headings).index(item[0])
+                         if item[0] in headings else len(headings)):
+        if not is_map(a):
+            by_n.setdefault(rec["n"], []).append(headings.get(a, a))
+    return "; ".join(f"{n} ({', '.join(names)})" for n, names in sorted(by_n.items(), reverse=True)) or MISSING
+
+
+def table1(data: dict) -> None:
+    """One row per run and epoch, each attack from its largest evaluation; no blanks that read 'None'."""
+    st.subheader("Table 1: accuracy under attack, per checkpoint")
+    heads = _headings(data)
+    attacks = [a for a in heads if not is_map(a)]
+    rows = []
+    for r in data["rows"]:
+        row = {"method": r["label"], "run": r["run"], "epoch": r["epoch"], "seed": MISSING if r["seed"] is None
+               else str(r["seed"]), "eps": eps_label(r["eps"])}
+        row |= {heads[a]: pct((r["attacks"].get(a) or {}).get("accuracy")) for a in attacks}
+        row["images (n)"] = images_text(r, heads)
+        row["masking checks"] = CHECK_ICON[r["checks"]["passed"]] if r["checks"] else "not run"
+        rows.append(row)
+    st.table(rows, hide_index=True, border="horizontal")
+    st.caption(f"Accuracy (%) of each run's checkpoint at eps {', '.join(eps_label(e['eps']) for e in data['eps'])}; "
+               f"each attack from its largest evaluation of that checkpoint (`part report` merges them the same "
+               f"way); {MISSING}: not evaluated. Natural = no attack. {data['images_line']}.")
+    maps = [a for a in heads if is_map(a)]
+    if maps:
+        with st.expander("Per-pixel threat model: each test image attacked within its own eps-map"):
+            st.dataframe([{"method": r["label"], "run": r["run"], "epoch": r["epoch"]}
+                          | {heads[a]: pct((r["attacks"].get(a) or {}).get("accuracy")) for a in maps}
+                          for r in data["rows"] if any(a in r["attacks"] for a in maps)], hide_index=True,
+                         width="stretch", key="ev-maps",
+                         column_config={heads[a]: st.column_config.TextColumn(heads[a], help=_column_help(a, data["rows"]))
+                                        for a in maps})
+
+
+def methods(data: dict) -> None:
+    st.subheader("Per method: mean ± std over seeds, difference to the paired baseline")
+    heads = _headings(data)
+    attacks = [a for a in heads if not is_map(a)]
+    rows = []
+    for m in data["methods"]:
+        row = {"method": m["label"], "category": m["category"], "runs": str(m["runs"]),
+               "baseline": m["baseline"] or MISSING}
+        for a in attacks:
+            c = m["attacks"].get(a)
+            text = MISSING
+            if c:
+                text = f"{c['mean']:.2f}" + (f" ± {c['std']:.2f}" if c["std"] is not None else "")
+                text += f" ({c['delta']:+.2f})" if c["delta"] is not None else ""
+                text += f" [{c['runs']}/{m['runs']} runs]" if c["runs"] < m["runs"] else ""
+            row[heads[a]] = text
+        rows.append(row)
+    st.table(rows, hide_index=True, border="horizontal")
+    st.caption("Accuracy (%) over the newest evaluated epoch of each selected run of a method: mean ± sample std "
+               "over its runs (seeds); (±x): difference of the means to the baseline method (PART vs AT, PART-T vs "
+               "TRADES, PART-M vs MART; controls vs AT).")
+    pairs(data, attacks, heads)
+
+
+def pairs(data: dict, attacks: list[str], heads: dict[str, str]) -> None:
+    if not data["pairs"]:
+        return
+    rows = []
+    for p in data["pairs"]:
+        row = {"run": p["run"], "baseline run": p["baseline"]}
+        for a in attacks:
+            c = p["attacks"].get(a)
+            row[heads[a]] = MISSING if not c else f"{c['delta']:+.2f}" + (f" ({p_text(c['p'])})" if c["p"] is not None
+                                                                        else "")
+        rows.append(row)
+    st.markdown("**Each PART run minus its baseline run** (same dataset, defense and seed)")
+    st.table(rows, hide_index=True, border="horizontal")
+    st.caption("Percentage points; p: exact two-sided McNemar test on the images only one of the two gets right "
+               "(same images for both). The **Who wins** page shows those images.")
+
+
+def eps_curves(data: dict) -> None:
+    curves = [dict(c, run=r["run"]) for r in data["rows"] for c in r["sweeps"]]
+    st.subheader("Robustness vs eps")
+    if not curves:
+        st.caption("No eps sweep among the selected runs: start an evaluation with an eps sweep above "
+                   "(e.g. PGD-20 at 0.05, 0.1, 0.15), or `part eval --attacks pgd20@0.05,0.1,0.15`.")
+        return
+    methods_of = {r["run"]: r["label"] for r in data["rows"]}
+    st.plotly_chart(eval_charts.eps_curves(curves, methods=methods_of), key="ev-eps-curves")
+    st.caption("Each line: one run's accuracy under one attack at each eps, on the same images; '(checks)' lines "
+               "come from the gradient-masking checklist (PGD-20 at eps x 0.25, 0.5, 1, 2, 4), the others from an "
+               "eps-sweep attack such as `pgd20@0.05,0.1,0.15`.")
+
+
+def per_class(data: dict) -> None:
+    heads = _headings(data)
+    options = [a for a in heads if any(a in r["per_class"] for r in data["rows"])]
+    if not options or not data.get("classes"):
+        return
+    st.subheader("Accuracy per class")
+    attack = st.selectbox("Attack", options, index=options.index("pgd20") if "pgd20" in options else 0,
+                          format_func=heads.get, key="ev-class-attack")
+    rows = [r for r in data["rows"] if attack in r["per_class"]]
+    names = [f"{r['run']} · ep {r['epoch']}" for r in rows]
+    st.plotly_chart(eval_charts.heatmap(names, list(data["classes"]), [r["per_class"][attack] for r in rows],
+                                        title=f"{heads[attack]} accuracy (%) per class"), key="ev-per-class")
+
+
+def corruptions(data: dict) -> None:
+    rows = [r for r in data["rows"] if r["corruptions"]]
+    if not rows:
         return
     st.subheader("Common corruptions (Table 4)")
     severity = st.segmented_control("Severity", ["mean", 1, 2, 3, 4, 5], default=1, key="ev-severity",
                                     help="Corruption strength, 1 (mild) to 5 (strong); mean averages all five")
     severity = severity or 1
-    types = list(with_c[0]["attacks"]["corruptions"]["types"])
-    groups = {}
-    for r in with_c:
-        per_type = r["attacks"]["corruptions"]["types"]
-        groups[r["title"]] = [_at(per_type.get(t, {}).get("accuracy"), severity) for t in types]
-    names = [" ".join("JPEG" if w == "jpeg" else w.capitalize() for w in t.split("_")) for t in types]
-    label = "mean over severities" if severity == "mean" else f"severity {severity}"
-    methods = {r["title"]: r.get("label", "") for r in with_c}
-    st.plotly_chart(charts.grouped_bars(names, groups, title=f"Accuracy per corruption, {label}",
-                                        y_title="accuracy (%)", methods=methods), key="ev-corruptions")
-    by_severity = {r["title"]: ([1, 2, 3, 4, 5], [_mean([v["accuracy"][s] for v in
-                                                         r["attacks"]["corruptions"]["types"].values()])
-                                                  for s in range(5)]) for r in with_c}
-    st.plotly_chart(charts.lines(by_severity, title=f"Mean accuracy over the {len(types)} corruptions by severity",
-                                 x_title="severity", y_title="accuracy (%)", x_dtick=1, methods=methods),
-                    key="ev-severities")
+    types = list(dict.fromkeys(t for r in rows for t in r["corruptions"]["types"]))
+    values = [[_at(r["corruptions"]["types"].get(t), severity) for t in types] for r in rows]
+    for row in values:
+        known = [v for v in row if v is not None]
+        row.append(sum(known) / len(known) if known else None)
+    names = [f"{r['run']} · ep {r['epoch']}" for r in rows]
+    label = "mean over severities 1-5" if severity == "mean" else f"severity {severity}"
+    st.plotly_chart(eval_charts.heatmap(names, [corruption_title(t) for t in types] + ["Mean"], values,
+                                        title=f"Accuracy (%) per corruption, {label}"), key="ev-corruptions")
+    st.caption(f"On the first {rows[0]['corruptions']['n']} images of the fixed test subset; the colour scale "
+               "spans the values shown.")
+
+
+def corruption_title(name: str) -> str:
+    return " ".join(CORRUPTION_WORDS.get(w, w.capitalize()) for w in name.split("_"))
 
 
 def _at(values: list[float] | None, severity) -> float | None:
     if not values:
         return None
-    return _mean(values) if severity == "mean" else values[int(severity) - 1]
+    return sum(values) / len(values) if severity == "mean" else values[int(severity) - 1]
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def tradeoff(data: dict) -> None:
+    heads = _headings(data)
+    robust = [a for a in heads if a != "clean" and not is_map(a) and a != "corruptions"]
+    newest = {}
+    for r in data["rows"]:
+        newest[r["run"]] = r  # rows come oldest epoch first
+    if "clean" not in heads or not robust:
+        return
+    st.subheader("Trade-off")
+    attack = st.selectbox("Robust accuracy under", robust, index=robust.index("pgd20") if "pgd20" in robust else 0,
+                          format_func=heads.get, key="ev-tradeoff-attack")
+    points = [{"run": r["run"], "label": r["label"], "category": r["category"], "epoch": r["epoch"],
+               "clean": 100 * r["attacks"]["clean"]["accuracy"], "robust": 100 * r["attacks"][attack]["accuracy"]}
+              for r in newest.values() if "clean" in r["attacks"] and attack in r["attacks"]]
+    if not points:
+        st.caption(f"No selected run has both Natural and {heads[attack]} results.")
+        return
+    st.plotly_chart(eval_charts.tradeoff(points, robust_name=heads[attack]), key="ev-tradeoff")
+    st.caption("Newest evaluated epoch of each selected run. Colour: the method; symbol: baseline, PART, or a "
+               "control (PART with the shuffled or uniform-mean recipe: the same budget placed elsewhere or "
+               "nowhere). The axes fit the runs shown.")
 
 
-def checklist(found: list[dict]) -> None:
-    with_checks = [r for r in found if "checks" in r["attacks"]]
-    if not with_checks:
+def checklist(data: dict) -> None:
+    rows = [r for r in data["rows"] if r["checks"]]
+    if not rows:
         return
     st.subheader("Gradient-masking checklist")
-    titles = [r["title"] for r in with_checks]
-    chosen = with_checks[titles.index(st.selectbox("Report", titles, key="ev-checks-report"))]
-    rec = chosen["attacks"]["checks"]
+    titles = [f"{r['label']} · {r['run']} · epoch {r['epoch']}" for r in rows]
+    chosen = rows[titles.index(st.selectbox("Checkpoint", titles, key="ev-checks-report"))]
+    rec = chosen["checks"]
     (st.success if rec.get("passed") else st.error)(
         "All checks that ran passed: no sign of gradient masking." if rec.get("passed")
         else "A check failed: the robust accuracy may be overestimated (see below).")
-    left, right = st.columns([3, 2])
-    with left:
-        st.dataframe([{"check": c["title"], "result": CHECK_ICON[c.get("passed")], "detail": c.get("detail", "")}
-                      for c in rec.get("checks", [])], hide_index=True, width="stretch")
-    curve = rec.get("eps_curve")
-    if curve:
-        right.plotly_chart(charts.lines({chosen["title"]: ([e * 255 for e in curve["eps"]], curve["accuracy"])},
-                                        title=f"PGD-{curve.get('steps', '')} accuracy falls as eps grows",
-                                        x_title="eps (/255)", y_title="accuracy (%)",
-                                        methods={chosen["title"]: chosen.get("label", "")}), key="ev-eps-curve")
+    st.dataframe([{"check": c["title"], "result": CHECK_ICON[c.get("passed")], "detail": c.get("detail") or ""}
+                  for c in rec.get("checks", [])], hide_index=True, width="stretch", key="ev-checks")
+
+
+def report_files(data: dict) -> None:
+    listed = [(run, item) for run, items in data["reports"].items() for item in items if item["files"]]
+    if not listed:
+        return
+    st.subheader("Report files")
+    names = [f"{run}/eval/{item['name']}" for run, item in listed]
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    chosen = names.index(c1.selectbox("Evaluation folder", names, key="ev-report-folder",
+                                      help="The report.md and report.html `part eval` wrote there (the HTML opens "
+                                           "offline); `part report RUN...` writes one over several runs"))
+    run, item = listed[chosen]
+    for col, file in zip((c2, c3), ("report.md", "report.html")):
+        if file in item["files"]:
+            col.download_button(file, data=lambda r=run, n=item["name"], f=file: report_bytes(r, n, f),
+                                file_name=f"{run}-{item['name']}-{file}", icon=":material/download:",
+                                mime="text/markdown" if file.endswith(".md") else "text/html",
+                                key=f"ev-dl-{file}", on_click="ignore", width="stretch")
+        else:
+            col.caption(f"no {file} in this folder (`part report` writes one)")

@@ -19,6 +19,7 @@ from torch import nn
 
 from part.accuracy import (SILENT, Progress, correct_under, fgsm_attack, fraction, model_device, pgd_attack,
                            predict, transfer_attack)
+from part.eps_sweep import correct_by_eps
 
 EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -56,7 +57,9 @@ def gradient_masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
             return correct_under(model, x, y, attack, batch_size=batch_size, task=task)
 
         clean = correct_under(model, x, y, batch_size=batch_size)
-        sweep = {f: under(pgd_attack(eps * f, steps)) for f in eps_factors}
+        by_eps = correct_by_eps(model, x, y, [eps * f for f in eps_factors], lambda e: pgd_attack(e, steps),
+                                batch_size=batch_size, task=task)
+        sweep = {f: by_eps[eps * f] for f in eps_factors}
         pgd = sweep[1.0] if 1.0 in sweep else under(pgd_attack(eps, steps))
         fgsm = under(fgsm_attack(eps))
         unbounded = under(pgd_attack(1.0, unbounded_steps, step_size=unbounded_step_size, random_start=False))

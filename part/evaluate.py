@@ -44,6 +44,11 @@ class AttackSpec:
 
 def parse_attack(name: str) -> AttackSpec:
     key = name.strip().lower()
+    if "@" in key:  # robustness vs eps: pgd20@0.05,0.1,0.15 (part.eps_sweep)
+        from part.eps_sweep import canonical, parse_sweep
+
+        kind, steps, values = parse_sweep(key)
+        return AttackSpec(canonical(kind, steps, values), "sweep", steps)
     if key.endswith(("-map", "_map")):
         spec = parse_attack(key[:-4])
         if spec.kind not in ("pgd", "mma"):
@@ -65,6 +70,7 @@ def parse_attack(name: str) -> AttackSpec:
 def parse_attacks(names: str | Iterable[str]) -> list[AttackSpec]:
     """'clean,pgd20,mma' or a list of names -> specs, in order, without duplicates."""
     items = names.split(",") if isinstance(names, str) else list(names)
+    items = _sweeps_joined([str(item) for item in items])
     specs: dict[str, AttackSpec] = {}
     for item in items:
         if str(item).strip():
@@ -73,6 +79,19 @@ def parse_attacks(names: str | Iterable[str]) -> list[AttackSpec]:
     if not specs:
         raise ValueError(f"no attack given; accepted: {ACCEPTED}")
     return list(specs.values())
+
+
+def _sweeps_joined(items: list[str]) -> list[str]:
+    """'pgd20@0.05', '0.1', 'mma' -> 'pgd20@0.05,0.1', 'mma': bare eps values continue the sweep before them."""
+    from part.eps_sweep import is_eps_token
+
+    out: list[str] = []
+    for item in items:
+        if out and "@" in out[-1] and is_eps_token(item):
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out
 
 
 def as_tensors(data, n: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,6 +195,10 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Ten
         return evaluate_corruptions(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
     if spec.kind in INSIGHT:
         return _insight_attack(spec, model, x, y, cam or _insight(None, None), batch_size, progress)
+    if spec.kind == "sweep":
+        from part.eps_sweep import sweep_record
+
+        return sweep_record(model, x, y, spec.name, batch_size=batch_size, progress=progress)
     if spec.kind == "checks":
         from part.checks import gradient_masking_checks
 

@@ -124,9 +124,7 @@ def jobs_section() -> None:
         return
     job = job_panel.pick(jobs, key="tr-watch")
     if job is not None:
-        with st.container(border=True):
-            job_panel.watch(job)
-    job_panel.job_table(jobs)
+        job_panel.watch(job, table=True)  # the panel and the job list refresh together
 
 
 def page() -> None:

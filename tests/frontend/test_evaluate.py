@@ -1,48 +1,107 @@
-"""Evaluate against a real backend: Table 1 from the report on disk, the corruption chart, the checklist,
-and starting an evaluation job."""
+"""Evaluate against a real backend: Table 1 per checkpoint without 'None', eps as fraction and /255, the
+corruption heatmap and its severity selector, robustness vs eps, the trade-off that follows the run
+selection, report downloads, an evaluation job with an eps sweep, and the eval job panel."""
 
 from __future__ import annotations
 
 import json
 
+from frontend import job_panel
 from tests.frontend.conftest import no_exceptions, open_page
+from tests.frontend.servers import wait_job
 
 
-def test_report_table_chart_and_checklist(app, api):
+def figures(at) -> dict:
+    return {chart.key: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def test_table1_has_one_row_per_checkpoint_and_no_none(app, api):
     at = open_page(app, "evaluate")
     no_exceptions(at)
     report = api.get("/api/runs/fmnist-part-tiny").json()["evaluations"][0]
-    table = at.dataframe[0].value
-    row = table[table["run"] == "fmnist-part-tiny"].iloc[0]
-    assert row["method"] == "PART" and row["epoch"] == 2 and row["images"] == 16
-    assert row["Natural"] == 100 * report["attacks"]["clean"]["accuracy"]
-    assert row["PGD-5"] == 100 * report["attacks"]["pgd5"]["accuracy"]
-    assert list(table.columns).index("Natural") < list(table.columns).index("PGD-5")
+    table = at.table[0].value  # Table 1 comes first
+    assert list(zip(table["run"], table["epoch"])) == [("fmnist-part-tiny", 2)]  # the run without a report: no row
+    row = table.iloc[0]
+    assert row["method"] == "PART" and row["eps"] == "0.1 (25.5/255)"
+    assert row["Natural"] == f"{100 * report['attacks']['clean']['accuracy']:.2f}"
+    assert row["PGD-5"] == f"{100 * report['attacks']['pgd5']['accuracy']:.2f}"
+    assert row["images (n)"].startswith("16 (Natural, PGD-5")
     assert row["masking checks"] == ("✓ passed" if report["attacks"]["checks"]["passed"] else "✗ failed")
-    figures = {chart.key: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
-    bars = figures["ev-corruptions"]["data"][0]
-    assert len(bars["x"]) == len(report["attacks"]["corruptions"]["types"]) == 19
-    gaussian = report["attacks"]["corruptions"]["types"]["gaussian_noise"]["accuracy"][0]
-    assert bars["x"][0] == "Gaussian Noise" and abs(bars["y"][0] - 100 * gaussian) < 1e-9
-    curve = figures["ev-eps-curve"]["data"][0]
-    assert curve["x"][0] == 0 and curve["x"][-1] > curve["x"][1]  # the eps sweep in /255 units
+    for frame in [*at.table, *at.dataframe]:
+        text = frame.value.astype(str).to_string()
+        assert "None" not in text and "nan" not in text.lower().split()
 
 
-def test_severity_control_changes_the_bars(app, api):
+def test_corruption_heatmap_follows_the_severity(app, api):
     at = open_page(app, "evaluate")
-    at.segmented_control(key="ev-severity").set_value(5).run()
     types = api.get("/api/runs/fmnist-part-tiny").json()["evaluations"][0]["attacks"]["corruptions"]["types"]
-    bars = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.key == "ev-corruptions")["data"][0]
-    assert bars["y"] == [100 * t["accuracy"][4] for t in types.values()]
+    heat = figures(at)["ev-corruptions"]["data"][0]
+    assert heat["type"] == "heatmap" and len(heat["x"]) == 20 and heat["x"][0] == "Gaussian Noise"
+    assert heat["x"][-1] == "Mean" and heat["y"] == ["fmnist-part-tiny · ep 2"]
+    assert heat["z"][0][:19] == [100 * t["accuracy"][0] for t in types.values()]
+    at.segmented_control(key="ev-severity").set_value(5).run()
+    heat = figures(at)["ev-corruptions"]["data"][0]
+    assert heat["z"][0][:19] == [100 * t["accuracy"][4] for t in types.values()]
 
 
-def test_start_evaluation_creates_an_eval_job(app, api):
+def test_eps_curve_tradeoff_and_selection(app):
+    at = open_page(app, "evaluate")
+    figs = figures(at)
+    curve = figs["ev-eps-curves"]["data"][0]
+    assert curve["x"][0] == 0 and abs(curve["x"][3] - 25.5) < 1e-9  # eps x (0, 0.25, 0.5, 1, ...) in /255 units
+    assert abs(curve["customdata"][3] - 0.1) < 1e-12  # the fraction in the hover
+    trade = figs["ev-tradeoff"]
+    assert [t["name"] for t in trade["data"]] == ["PART"]
+    assert [a["text"] for a in trade["layout"]["annotations"]] == ["fmnist-part-tiny"]
+    x = trade["data"][0]["x"][0]
+    low, high = trade["layout"]["xaxis"]["range"]
+    assert low < x < high and high - low < 5  # fitted to the runs shown, not 0..100
+    at.multiselect(key="ev-runs").set_value(["fmnist-at-tiny"]).run()
+    no_exceptions(at)
+    assert "ev-tradeoff" not in figures(at) and any("No evaluation report" in i.value for i in at.info)
+
+
+def test_report_files_can_be_downloaded(app):
+    at = open_page(app, "evaluate")
+    labels = [b.proto.label for b in at.get("download_button")]  # of the first evaluation folder
+    assert "report.md" in labels and "report.html" in labels
+
+
+def test_start_evaluation_with_an_eps_sweep(app, api):
     at = open_page(app, "evaluate")
     at.multiselect(key="ev-attacks").set_value(["clean"])
     at.number_input(key="ev-n").set_value(16)
+    at.text_input(key="ev-sweep").set_value("0.05, 8/255")
     at.button(key="FormSubmitter:eval-form-Start evaluation").click().run()
     no_exceptions(at)
     jobs = [j for j in api.get("/api/jobs").json() if j["kind"] == "eval"]
-    assert jobs and jobs[0]["spec"]["attacks"] == ["clean"] and jobs[0]["spec"]["n"] == 16
+    assert jobs and jobs[0]["spec"]["attacks"] == ["clean", "pgd20@0.0313725,0.05"] and jobs[0]["spec"]["n"] == 16
     assert jobs[0]["run_id"] == at.selectbox(key="ev-run").value
     assert any(f"`{jobs[0]['id']}`" in m.value for m in at.markdown)
+    done = wait_job(api.base_url, jobs[0]["id"])
+    assert done["state"] == "completed", done.get("message")
+    at.run()
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["clean"].endswith("%") and tiles["pgd20@0.0313725,0.05"] == "done"
+    assert any("2/2 attacks done" in (p.proto.text or "") for p in at.get("progress"))
+
+
+def test_a_malformed_sweep_is_refused_before_any_job(app, api):
+    at = open_page(app, "evaluate")
+    before = len(api.get("/api/jobs").json())
+    at.text_input(key="ev-sweep").set_value("0.05, lots")
+    at.button(key="FormSubmitter:eval-form-Start evaluation").click().run()
+    assert any("'lots' is not a number" in e.value for e in at.error)
+    assert len(api.get("/api/jobs").json()) == before
+
+
+def test_eval_progress_and_eta_weigh_what_is_left():
+    job = {"kind": "eval", "state": "running", "started_at": 1000.0, "spec": {"attacks": ["clean", "pgd20", "aa"]},
+           "latest_metrics": {"clean": 0.8}}
+    status = job_panel.eval_status(job, now=1010.0)
+    assert status["done"] == ["clean"] and status["pending"] == ["pgd20", "aa"]
+    assert status["progress"] == 1 / (1 + 21 + 400)
+    assert status["eta_s"] == 10.0 * (21 + 400)  # 10 s for 1 unit of work, 421 units left
+    assert "ETA after the first attack" in job_panel.eval_progress_text(job | {"latest_metrics": None}, now=1010.0)
+    assert job_panel.attack_cost("pgd20@0.05,0.1") == 2 * 21 and job_panel.attack_cost("pgd20-map@run") == 21
+    assert job_panel.table_progress(job) == ("1/3 attacks", status["progress"])

@@ -46,3 +46,20 @@ def test_launch_creates_a_job_that_finishes_into_a_run_explore_offers(app, api):
     assert any(":green-badge[completed]" in m.value for m in at.markdown)
     explore = open_page(at, "explore")
     assert any(o.startswith("ui-launched · PART · 1 ep") for o in explore.sidebar.selectbox(key="ex-run").options)
+
+
+def test_a_stopped_eval_job_says_what_resume_keeps_and_shows_its_attacks(app, api):
+    job = api.post("/api/jobs", json={"kind": "eval", "run": "fmnist-at-tiny", "attacks": "clean,aa", "n": 16}).json()
+    api.post(f"/api/jobs/{job['id']}/cancel")
+    assert wait_job(api.base_url, job["id"])["state"] == "cancelled"
+    at = open_page(app, "train")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("tr-watch"))).set_value(job["id"]).run()
+    no_exceptions(at)
+    resume = at.button(key=f"resume-{job['id']}")
+    assert "the attacks that finished are kept" in resume.proto.help
+    assert "epoch" not in resume.proto.help  # an evaluation has no epochs to continue from
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles.get("aa") == "not run" and "clean acc" not in tiles  # eval tiles, not the training ones
+    table = at.dataframe[0].value
+    row = table[table["job"] == job["id"]].iloc[0]
+    assert row["state"] == "cancelled" and row["step"].endswith("/2 attacks")
