@@ -60,6 +60,17 @@ def parse_epochs(text: str | None) -> list[int] | None:
     return epochs
 
 
+def parse_method(text: str | None) -> str | None:
+    """One CAM method for every run, or None: each run's own."""
+    if text is None:
+        return None
+    names = parse_methods(text)
+    if len(names) != 1:
+        raise bad_request(f"method takes one CAM method, got {len(names)} ({', '.join(names)}); leave it out for "
+                          "each run's own method (an ensemble, for PART++ runs)")
+    return names[0]
+
+
 def parse_pair(text: str | None, runs: list[str]) -> tuple[str, str] | None:
     """(A, B) of the difference row B - A: the form's `pair`, else the first two runs, else None."""
     if text is None or not text.strip():
@@ -113,7 +124,7 @@ def build(svc: Services, form: CompareForm, data: bytes | None) -> Grid:
     runs = parse_runs(form.runs)
     wanted = parse_epochs(form.epochs)
     pair = parse_pair(form.pair, runs)
-    method = parse_methods(form.method)[0] if form.method is not None else None
+    method = parse_method(form.method)
     first = svc.registry.readable_model(runs[0])  # its meta says what input the grid takes
     image = inputs.resolve(form, data, run=svc.registry.run(runs[0]), meta=first.meta,
                            datasets=svc.datasets, settings=svc.settings)

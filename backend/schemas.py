@@ -32,6 +32,12 @@ def documented(schema: dict[str, Any]) -> WithJsonSchema:
     return WithJsonSchema(schema)
 
 
+def _method_pattern() -> str:
+    from part.cam import METHODS
+
+    return r"^\s*(" + "|".join(re.escape(m) for m in METHODS) + r")\s*$"
+
+
 def _methods_pattern() -> str:
     from part.cam import METHODS
 
@@ -87,7 +93,7 @@ class ExportForm(AttackForm):
 class CompareForm(ImageForm):
     runs: Annotated[str, documented({"type": "string", "pattern": RUN_IDS})] = Field(description="run ids, comma-separated (e.g. an AT run and a PART run)")
     epochs: Annotated[str | None, omittable({"type": "string", "pattern": r"^\s*(all|\d{1,6}(\s*,\s*\d{1,6})*)?\s*$"})] = Field(None, description="epochs, comma-separated (default: every epoch of each run)")
-    method: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="CAM method (default: each run's own, read from its stored probes)")
+    method: Annotated[str | None, omittable({"type": "string", "pattern": _method_pattern()})] = Field(None, description="one CAM method (default: each run's own, read from its stored probes)")
     pair: Annotated[str | None, omittable({"type": "string", "pattern": RUN_PAIR})] = Field(None, description="two runs of the grid, 'A,B': the difference row is B's CAM minus A's (default: the first two runs)")
     top_k: float = Field(20.0, gt=0, le=100, description="the difference row's IoU compares the top-k % pixels of both maps", **Finite)
 

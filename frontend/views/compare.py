@@ -223,7 +223,8 @@ def page() -> None:
     st.subheader("Training curves")
     curves(details, high)
     st.subheader("Trade-off")
-    tradeoff(all_runs)
+    tradeoff([r for r in all_runs if r["id"] in chosen])
+    st.caption("The selected runs' newest epochs; the Evaluate page compares every run.")
 
 
 with ui.shown_errors():

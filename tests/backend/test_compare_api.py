@@ -106,6 +106,8 @@ def test_pairs_and_top_k_are_checked(client):
     assert "at-tiny" in client.post("/api/compare", data={**base, "pair": "at-tiny,ghost"}).json()["detail"]
     for k in ("0", "101", "nan"):
         assert client.post("/api/compare", data={**base, "top_k": k}).status_code == 422
+    two = client.post("/api/compare", data={**base, "method": "gradcam,layercam"})
+    assert two.status_code == 422 and "one CAM method" in two.json()["detail"]
     one = client.post("/api/compare", data={"runs": "at-tiny", "probe": "0"}).json()
     assert one["difference"] is None and all(c["energy_on_object"] is not None for c in one["cells"])
 
