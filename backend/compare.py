@@ -31,6 +31,7 @@ from backend.registry import check_run_id
 from backend.schemas import CompareForm
 from part.alignment import energy_on_object, object_mask, spearman, top_k_iou
 from part.cam import compute_cam
+from part.data import DATASETS
 from part.runs import RunDir, RunFolderError
 
 MAX_RUNS, MAX_CELLS = 8, 200
@@ -212,8 +213,9 @@ def _mask_text(grid: Grid) -> str:
     if grid.mask is None:
         return (f"no object mask is known for dataset {grid.dataset}; the CAM energy on the object is not "
                 "computed for it")
-    return (f"object = input pixels brighter than the {grid.dataset} threshold "
-            f"({int(grid.mask.sum())} of {grid.mask.numel()} pixels); energy = sum(cam * object) / sum(cam)")
+    threshold = DATASETS[grid.dataset].object_threshold
+    return (f"object = input pixels brighter than {threshold:g} ({grid.dataset}: {int(grid.mask.sum())} of "
+            f"{grid.mask.numel()} pixels); energy on the object = sum(cam * object) / sum(cam)")
 
 
 def _energy(cam: torch.Tensor, mask: torch.Tensor | None) -> float | None:

@@ -220,7 +220,7 @@ def page() -> None:
         player(result)
     st.subheader("Energy on the object and agreement over epochs")
     agreement(result, details)
-    st.subheader("Training curves")
+    st.subheader("Per-epoch curves")
     curves(details, high)
     st.subheader("Trade-off")
     tradeoff([r for r in all_runs if r["id"] in chosen])

@@ -17,7 +17,7 @@ EPOCHS = ",".join(map(str, range(1, 11)))
 def test_difference_row_numbers_and_exports(shipped_stack, page, screenshots, tmp_path):
     ui_url, api_url = shipped_stack
     page.goto(f"{ui_url}/compare")
-    page.get_by_role("heading", name="Training curves").wait_for(timeout=180_000)
+    page.get_by_role("heading", name="Per-epoch curves").wait_for(timeout=180_000)
     settle(page)
     page.wait_for_function(LOADED_IMAGES, arg=30, timeout=60_000)  # 2 runs x 10 epochs + 10 differences
     main = page.get_by_test_id("stMain")
