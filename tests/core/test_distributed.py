@@ -13,7 +13,7 @@ import torch
 import part.distributed as dist
 from part import attacks
 from part.cli import main
-from part.config import preset
+from part.config import TrainConfig, preset
 from part.batching import batches, random_crop_flip, shard_bounds, sharded_batches
 from part.data import InMemoryDataset
 from part.precision import Precision
@@ -139,9 +139,9 @@ def test_nproc_relaunches_train_under_torchrun(tmp_path, monkeypatch):
         main(["train", "--preset", "fmnist-at", "--epochs", "3", "--set", "eps=0.2", "--nproc", "2",
               "--out", str(tmp_path / "r"), "--no-progress"])
     n, argv = calls[0]
-    assert n == 2 and "--nproc" not in argv
-    assert argv[:5] == ["train", "--preset", "fmnist-at", "--out", str(tmp_path / "r")]
-    assert ["--epochs", "3"] == argv[5:7] and ["--set", "eps=0.2"] == argv[7:9] and argv[-1] == "--no-progress"
+    handed = tmp_path / "r" / "requested_config.json"  # every worker reads the resolved config from this file
+    assert n == 2 and argv == ["train", "--config", str(handed), "--out", str(tmp_path / "r"), "--no-progress"]
+    assert TrainConfig.from_dict(json.loads(handed.read_text())) == preset("fmnist-at", epochs=3, eps=0.2, nproc=2)
     assert main(["train", "--preset", "fmnist-at", "--nproc", "5", "--out", str(tmp_path / "r")]) == 2
     RunDir(tmp_path / "old").write_config(preset("fmnist-at", nproc=3).to_dict())
     with pytest.raises(SystemExit):
