@@ -87,13 +87,12 @@ def _dark_object_style(grey: np.ndarray, threshold: float) -> tuple[np.ndarray, 
             grey = grey[r0:r1, c0:c1]
             steps.append(f"cropped to the object ({c1 - c0}x{r1 - r0} pixels)")
     h, w = grey.shape
-    if h != w:
-        side = max(h, w)
-        square = np.zeros((side, side), dtype=grey.dtype)
-        square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = grey
-        grey = square
-        steps.append(f"padded to a {side}x{side} square with black")
-    return grey, steps
+    margin = round(max(h, w) / 26)  # Fashion-MNIST's objects span about 26 of its 28 pixels
+    side = max(h, w) + 2 * margin
+    square = np.zeros((side, side), dtype=grey.dtype)
+    square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = grey
+    steps.append(f"padded to a {side}x{side} square with black (margin {margin} px)")
+    return square, steps
 
 
 def fit_to_style(image: Image.Image, dataset: str, channels: int, size: int) -> tuple[torch.Tensor, list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -18,15 +19,17 @@ DEFAULT_METHODS = ["gradcam", "layercam"]
 PER_ROW = 6  # overlays per row: nine methods and the ensemble stay large enough to see
 
 
+def members(name: str) -> list[str]:
+    """The methods of 'ensemble(gradcam+gradcam+++xgradcam)' (names may hold '+'), or [name] for one method."""
+    if not (name.startswith("ensemble(") and name.endswith(")")):
+        return [name]
+    known = "|".join(re.escape(m) for m in sorted(CAM_METHODS, key=len, reverse=True))
+    return re.findall(rf"(?:^|(?<=\+))({known})(?=\+|$)", name[9:-1]) or name[9:-1].split("+")
+
+
 def short_name(name: str) -> str:
     """'ensemble(gradcam+layercam+...)' -> 'ensemble of 3 maps' (the members are listed once, under the grid)."""
-    if name.startswith("ensemble(") and name.endswith(")"):
-        return f"ensemble of {len(name[9:-1].split('+'))} maps"
-    return name
-
-
-def members(name: str) -> list[str]:
-    return name[9:-1].split("+") if name.startswith("ensemble(") else [name]
+    return f"ensemble of {len(members(name))} maps" if name.startswith("ensemble(") else name
 
 
 def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
@@ -154,24 +157,34 @@ def cam_numbers(result: dict, chosen: dict, detail: dict) -> None:
     al, fa = found.get("alignment"), found.get("faithfulness")
     own = "+".join((al or fa or {}).get("cam_methods", []))
     if al is not None:
-        cols[2].metric(f"Test set: energy on object ({al['n']} images)",
+        cols[2].metric(f"Test set: energy ({al['n']})",
                        "no object mask" if al.get("energy") is None else f"{al['energy']:.3f}",
                        None if al.get("object_fraction") is None else f"an even map: {al['object_fraction']:.3f}",
-                       delta_color="off", delta_arrow="off", help=f"part eval --attacks alignment, the run's {own} "
-                                                                  f"of the true label, epoch {result['epoch']}")
+                       delta_color="off", delta_arrow="off", help=f"Energy on the object over {al['n']} test images: part eval "
+                                                                  f"--attacks alignment, the run's {own} of the true "
+                                                                  f"label, epoch {result['epoch']}")
     if fa is not None:
-        cols[3].metric(f"Test set: ROAD ({fa['n']} images)", f"{fa['road_combined']:+.3f}",
+        cols[3].metric(f"Test set: ROAD ({fa['n']})", f"{fa['road_combined']:+.3f}",
                        f"MoRF {fa['road_morf']:+.2f} · LeRF {fa['road_lerf']:+.2f}", delta_color="off",
-                       delta_arrow="off", help=f"part eval --attacks faithfulness, the run's {own}, epoch {result['epoch']}")
+                       delta_arrow="off", help=f"ROAD over {fa['n']} test images: part eval --attacks faithfulness, the "
+                                                 f"run's {own}, epoch {result['epoch']}")
     if al is None and fa is None:
         cols[2].caption(f"No test-set alignment or faithfulness for epoch {result['epoch']} yet: "
                         f"`part eval --run RUN --epoch {result['epoch']} --attacks alignment,faithfulness`.")
 
 
+def budget_text(r: dict, result: dict) -> str:
+    """'38.0% at eps' for a two-level map; '22.3-24.4 /255' for a continuous one (where ~0 % is at eps)."""
+    if is_continuous(r["eps_map"], result["eps"], result["eps_low"]):
+        lo, hi = images.value_range(r["eps_map"])
+        return f"{255 * lo:.1f}–{255 * hi:.1f} /255"
+    return f"{ui.percent(r['mask_stats']['full_eps_fraction'])} at eps"
+
+
 def overlays(result: dict) -> None:
     items = [("Original", images.decode(result["input"]["image_png"]))]
-    items += [(f"{short_name(r['method'])} · {ui.percent(r['mask_stats']['full_eps_fraction'])} at eps",
-               images.decode(r["overlay_png"])) for r in result["results"]]
+    items += [(f"{short_name(r['method'])} · {budget_text(r, result)}", images.decode(r["overlay_png"]))
+              for r in result["results"]]
     per_row = min(PER_ROW, max(len(items), 4))
     for start in range(0, len(items), per_row):
         for col, (caption, data) in zip(st.columns(per_row), items[start:start + per_row]):

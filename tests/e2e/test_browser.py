@@ -43,7 +43,7 @@ def explore_upload(page, url: str, tmp_path: Path, shots: Path) -> None:
     sidebar.get_by_text("Upload", exact=True).click()
     settle(page)
     sidebar.locator("input[type=file]").set_input_files(str(image))
-    page.get_by_test_id("stMain").get_by_text("ensemble(gradcam+layercam) ·").wait_for(timeout=60_000)
+    page.get_by_test_id("stMain").get_by_text("ensemble of 2 maps ·").wait_for(timeout=60_000)
     settle(page)
     page.wait_for_function(LOADED_IMAGES, arg=5, timeout=30_000)  # original, 3 overlays, colour bar
     assert page.get_by_text("shirt.png").first.is_visible()
