@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from typing import Any, Sequence
 
@@ -21,12 +22,16 @@ from part.runs import RunDir, RunFolderError
 CONTROL_RECIPES = ("shuffled", "uniform-mean")  # the controls of docs/results.md
 TABLE1 = [a for a, _ in reports.TABLE1]
 MAX_RUNS = 64
+RUN_LIST = re.compile(r"\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*")
 _cache: dict[str, tuple[tuple, list[dict]]] = {}
 _lock = threading.Lock()
 
 
 def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
     """'a,b' -> ['a', 'b'] (each checked to be a run); empty: every run that has an evaluation."""
+    if text is not None and not RUN_LIST.fullmatch(text):
+        raise bad_request(f"runs '{text[:80]}' is not accepted; give run ids separated by commas (e.g. "
+                          "fmnist-at-s0,fmnist-part-s0), or leave runs out for every evaluated run")
     ids = list(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
     if len(ids) > MAX_RUNS:
         raise bad_request(f"{len(ids)} runs asked for; the limit is {MAX_RUNS}")

@@ -29,7 +29,8 @@ from part.threat_maps import MapSource, correct_under_maps
 
 ACCEPTED = ("clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks, and the "
             "per-pixel threat model pgd<K>-map, mma-map, mma<K>-map (eps-maps from a run's CAM), and the CAM numbers "
-            "alignment (energy on the object) and faithfulness (ROAD)")
+            "alignment (energy on the object) and faithfulness (ROAD); robustness vs eps: fgsm@, pgd<K>@ or mma<K>@ "
+            "with eps values (e.g. pgd20@0.05,0.1,8/255)")
 DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")
 MAX_STEPS = 10_000
 

@@ -98,6 +98,9 @@ def test_evaluations_merge_per_checkpoint_and_pair_part_with_its_baseline(evalua
     (part,) = [m for m in d["methods"] if m["label"] == "PART"]
     assert part["baseline"] == "AT" and part["attacks"]["pgd2"]["delta"] == pytest.approx(pair["attacks"]["pgd2"]["delta"])
     assert "correct" not in json.dumps(d)  # per-image lists stay on the server
+    for bad in ("", "at-tiny,,part-tiny"):
+        r = client.get("/api/evaluations", params={"runs": bad})
+        assert r.status_code == 422 and "separated by commas" in r.json()["detail"]
 
 
 def test_report_files_come_only_from_inside_the_run(evaluated, tmp_path):
