@@ -3,6 +3,8 @@ computed, the attack tab, and an upload."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.frontend.conftest import no_exceptions
 from tests.frontend.servers import shirt_png
 
@@ -96,3 +98,20 @@ def test_the_dataset_index_stops_at_the_last_test_image(app):
     no_exceptions(app)
     box = app.sidebar.number_input(key="ex-img-index")
     assert box.max == 9999
+
+
+def test_the_eps_map_png_has_a_colour_scale_over_the_map_range():
+    import io
+
+    from PIL import Image
+
+    from frontend.images import VIRIDIS, eps_map_figure, value_range
+
+    values = [[0.0875 + 0.0125 * ((i + j) % 5) / 4 for j in range(28)] for i in range(28)]
+    assert value_range(values) == pytest.approx((0.0875, 0.1))
+    image = Image.open(io.BytesIO(eps_map_figure(values, "eps-map"))).convert("RGB")
+    assert image.size == (28 * 10 + 150, 28 * 10 + 56)
+    assert image.getpixel((15, 45)) == VIRIDIS[0]  # the smallest budget is the darkest colour, not near-white
+    bar_x = 28 * 10 + 30 + 9
+    top, bottom = image.getpixel((bar_x, 42)), image.getpixel((bar_x, 40 + 28 * 10 - 2))
+    assert sum(abs(a - b) for a, b in zip(top, VIRIDIS[-1])) < 12 and sum(abs(a - b) for a, b in zip(bottom, VIRIDIS[0])) < 12
