@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from frontend import charts, ui
-from frontend.choices import method_label
+from frontend.choices import as_255, method_label
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("failed", "interrupted", "cancelled")
@@ -61,11 +61,22 @@ EVAL_COSTS = {"clean": 1.0, "fgsm": 2.0, "aa": 400.0, "corruptions": 100.0, "che
               "faithfulness": 30.0}
 
 
+def stored_results(job: dict) -> dict:
+    """{attack as asked: accuracy or None} of the attacks in the job's eval.json; a -map attack is stored as
+    '<attack>@<map run>' (pgd20-map@fmnist-part-s0), so it counts under the name the job asked for."""
+    results = dict(job.get("latest_metrics") or {})
+    for key, value in list(results.items()):
+        base, at, _ = key.partition("@")
+        if at and base.endswith("-map"):
+            results.setdefault(base, value)
+    return results
+
+
 def eval_status(job: dict, now: float | None = None) -> dict:
     """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json; the ETA
     scales the time so far by the cost of what is left (None before the first attack has finished)."""
     wanted = list((job.get("spec") or {}).get("attacks") or [])
-    results = job.get("latest_metrics") or {}
+    results = stored_results(job)
     done = [a for a in wanted if a in results]
     pending = [a for a in wanted if a not in results]
     total = sum(attack_cost(a) for a in wanted) or 1.0
@@ -95,16 +106,33 @@ def eval_progress_text(job: dict, now: float | None = None) -> str:
     return " · ".join(parts)
 
 
+def sweep_curve(job: dict, name: str) -> dict | None:
+    """The eps sweep `name` of the job's run and epoch, as GET /api/evaluations reports it (None until it does)."""
+    from frontend import reports
+
+    try:
+        rows = reports.fetch(ui.api_url(), job["run_id"])["rows"]
+    except ui.ApiError:
+        return None
+    epoch = (job.get("spec") or {}).get("epoch")
+    return next((c for r in rows if r["epoch"] == epoch for c in r["sweeps"] if c["attack"] == name), None)
+
+
 def eval_tiles(job: dict) -> None:
     """A tile per attack: its accuracy as soon as it lands, else running or waiting."""
     status = eval_status(job)
-    results = job.get("latest_metrics") or {}
+    results = stored_results(job)
     names = status["done"] + status["pending"]
     for start in range(0, len(names), 4):
         cols = st.columns(4)
         for col, name in zip(cols, names[start:start + 4]):
             if name in results:
                 value = results[name]
+                curve = sweep_curve(job, name) if value is None and "@" in name and "-map@" not in name else None
+                if curve:
+                    col.metric(name, " / ".join(f"{100 * a:.1f}" for a in curve["accuracy"]) + " %",
+                               help="accuracy at eps " + ", ".join(f"{e:g} ({as_255(e)})" for e in curve["eps"]))
+                    continue
                 col.metric(name, ui.percent(value, 2) if isinstance(value, (int, float)) else "done",
                            help="accuracy under this attack" if isinstance(value, (int, float)) else
                            "finished; its result is on the Evaluate page")

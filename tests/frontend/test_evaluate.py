@@ -82,7 +82,10 @@ def test_start_evaluation_with_an_eps_sweep(app, api):
     assert done["state"] == "completed", done.get("message")
     at.run()
     tiles = {m.label: m.value for m in at.metric}
-    assert tiles["clean"].endswith("%") and tiles["pgd20@0.0313725,0.05"] == "done"
+    sweep = api.get("/api/evaluations", params={"runs": jobs[0]["run_id"]}).json()["rows"][-1]["sweeps"]
+    curve = next(c for c in sweep if c["attack"] == "pgd20@0.0313725,0.05")
+    assert tiles["clean"].endswith("%") and tiles["pgd20@0.0313725,0.05"] == \
+        " / ".join(f"{100 * a:.1f}" for a in curve["accuracy"]) + " %"  # accuracy at each eps of the sweep
     assert any("2/2 attacks done" in (p.proto.text or "") for p in at.get("progress"))
 
 
@@ -105,3 +108,11 @@ def test_eval_progress_and_eta_weigh_what_is_left():
     assert "ETA after the first attack" in job_panel.eval_progress_text(job | {"latest_metrics": None}, now=1010.0)
     assert job_panel.attack_cost("pgd20@0.05,0.1") == 2 * 21 and job_panel.attack_cost("pgd20-map@run") == 21
     assert job_panel.table_progress(job) == ("1/3 attacks", status["progress"])
+
+
+def test_a_map_attack_counts_as_done_under_the_name_the_job_asked_for():
+    job = {"kind": "eval", "state": "completed", "spec": {"attacks": ["clean", "pgd20-map"]},
+           "latest_metrics": {"clean": 0.8, "pgd20-map@fmnist-part-s0": 0.7}}
+    status = job_panel.eval_status(job)
+    assert status["done"] == ["clean", "pgd20-map"] and status["pending"] == [] and status["progress"] == 1.0
+    assert job_panel.stored_results(job)["pgd20-map"] == 0.7
