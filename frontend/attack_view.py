@@ -33,10 +33,12 @@ def one_budget(col, result: dict, budget: str) -> None:
     if result.get("shuffled_with"):
         col.caption(f"shuffled: the eps-map of probe {result['shuffled_with']['probe']} "
                     f"(test #{result['shuffled_with']['index']})")
+    values = [v for row in result["eps_map"] for v in row]
+    two_level = all(min(abs(v - result["eps"]), abs(v - result["eps_low"])) <= 1e-4 for v in values)
+    spread = (f"{ui.percent(result['mask_stats']['full_eps_fraction'])} of pixels at full eps" if two_level else
+              f"budgets {255 * min(values):.1f}–{255 * max(values):.1f} /255")
     col.caption(f"L∞ of the perturbation {as_255(result['perturbation_linf'])} · mean budget "
-                f"{100 * result['mask_stats']['mean_eps_ratio']:.1f}% of eps · "
-                f"{ui.percent(result['mask_stats']['full_eps_fraction'])} of pixels at full eps · "
-                f"{result['seconds']:.2f} s")
+                f"{100 * result['mask_stats']['mean_eps_ratio']:.1f}% of eps · {spread} · {result['seconds']:.2f} s")
 
 
 def attack_tab(fields: dict, choice: ui.ImageChoice, source: str, classes: list[str]) -> None:
