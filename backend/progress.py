@@ -51,8 +51,10 @@ def _eval_progress(job: dict[str, Any]) -> dict[str, Any]:
     wanted = list(job["spec"].get("attacks") or [])
     path = Path(job["out_dir"]) / "eval.json"
     report = json.loads(path.read_text()) if path.exists() else {}
-    done = [a for a in wanted if a in report.get("attacks", {})]
-    results = {a: report["attacks"][a].get("accuracy") for a in done}
+    stored = report.get("attacks", {})
+    keys = {a: next((k for k in stored if k == a or k.startswith(a + "@")), None) for a in wanted}  # -map: a@MAP_RUN
+    done = [a for a in wanted if keys[a] is not None]
+    results = {a: stored[keys[a]].get("accuracy") for a in done}
     pending = [a for a in wanted if a not in done]
     return {"phase": pending[0] if pending and job["state"] == "running" else None,
             "progress": round(len(done) / len(wanted), 4) if wanted else None,

@@ -165,3 +165,17 @@ def test_a_training_job_hands_its_config_over_as_one_file(checkpoints):
     assert handed == checkpoints / "handed" / "requested_config.json"
     config = TrainConfig.from_dict(json.loads(handed.read_text()))
     assert config == preset("fmnist-part", epochs=3, eps_low=20 / 255, cam_methods="gradcam,layercam")
+
+
+def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
+    from backend.progress import job_view
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "eval.json").write_text(json.dumps({"attacks": {"clean": {"accuracy": 0.8},
+                                                           "pgd20-map@fmnist-part-s0": {"accuracy": 0.7}}}))
+    job = {"id": "a", "kind": "eval", "state": "running", "run_id": "r", "out_dir": str(out),
+           "spec": {"attacks": ["clean", "pgd20-map", "mma-map"], "epoch": 10}}
+    view = job_view(job)
+    assert view["progress"] == round(2 / 3, 4) and view["phase"] == "mma-map"
+    assert view["latest_metrics"] == {"clean": 0.8, "pgd20-map": 0.7}
