@@ -64,7 +64,8 @@ def _build_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", help="a run folder (its newest checkpoint, or --epoch N)")
     e.add_argument("--epoch", type=int, help="with --run: the epoch to evaluate")
     e.add_argument("--attacks", default="clean,pgd20,mma,aa",
-                   help="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, corruptions, checks")
+                   help="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, corruptions, checks, pgd<K>-map, mma-map, "
+                        "pgd20@EPS,... (an eps sweep), alignment (CAM energy on the object), faithfulness (ROAD)")
     e.add_argument("--n", type=int, default=1000, help="test images (a fixed subset; 0: all)")
     e.add_argument("--out", help="output folder (default: RUN/eval/epoch_NNNN)")
     e.add_argument("--data-dir", help="dataset folder (default: as the run was trained)")
