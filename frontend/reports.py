@@ -4,6 +4,9 @@ the trade-off chart, the gradient-masking checklist and the report files of ever
 
 from __future__ import annotations
 
+import csv
+import io
+
 import re
 
 import streamlit as st
@@ -83,6 +86,15 @@ def images_text(row: dict, headings: dict[str, str]) -> str:
     return "; ".join(f"{n} ({', '.join(names)})" for n, names in sorted(by_n.items(), reverse=True)) or MISSING
 
 
+def table_csv(rows: list[dict]) -> str:
+    """The rows as CSV, columns in the table's order."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def table1(data: dict) -> None:
     """One row per run and epoch, each attack from its largest evaluation; no blanks that read 'None'."""
     st.subheader("Table 1: accuracy under attack, per checkpoint")
@@ -97,6 +109,8 @@ def table1(data: dict) -> None:
         row["masking checks"] = CHECK_ICON[r["checks"]["passed"]] if r["checks"] else "not run"
         rows.append(row)
     st.table(rows, hide_index=True, border="horizontal")
+    st.download_button("Table 1 CSV", table_csv(rows), "table1.csv", "text/csv", icon=":material/table:",
+                       key="ev-table1-csv")
     st.caption(f"Accuracy (%) of each run's checkpoint at eps {', '.join(eps_label(e['eps']) for e in data['eps'])}; "
                f"each attack from its largest evaluation of that checkpoint (`part report` merges them the same "
                f"way); {MISSING}: not evaluated. Natural = no attack. {data['images_line']}.")

@@ -116,3 +116,16 @@ def test_a_map_attack_counts_as_done_under_the_name_the_job_asked_for():
     status = job_panel.eval_status(job)
     assert status["done"] == ["clean", "pgd20-map"] and status["pending"] == [] and status["progress"] == 1.0
     assert job_panel.stored_results(job)["pgd20-map"] == 0.7
+
+
+def test_table1_csv_holds_the_rows_of_the_table():
+    import csv
+    import io
+
+    from frontend.reports import table_csv
+
+    rows = [{"method": "PART", "run": "r", "epoch": 2, "Natural": "83.45"}, {"method": "AT", "run": "a", "epoch": 2,
+                                                                           "Natural": "83.28"}]
+    parsed = list(csv.DictReader(io.StringIO(table_csv(rows))))
+    assert [r["Natural"] for r in parsed] == ["83.45", "83.28"] and list(parsed[0]) == ["method", "run", "epoch",
+                                                                                       "Natural"]
