@@ -92,7 +92,7 @@ class TrainConfig:
     # scale-out (part/distributed.py, part/precision.py)
     nproc: int = 1  # training processes (DDP under torchrun); the saved config records the world it ran in
     sync_bn: bool = True  # with nproc > 1: BatchNorm statistics over the global batch, as in one process
-    amp: str = "off"  # autocast: auto (bf16 where native, else off), off (float32), bf16, fp16 (CUDA only)
+    amp: str = "auto"  # autocast: auto (bf16 where native, else off; saved resolved), off (float32), bf16, fp16 (CUDA)
     channels_last: bool = False  # NHWC memory format on CUDA (ignored on CPU)
 
     def validate(self) -> "TrainConfig":

@@ -271,15 +271,6 @@ def seed_pairs(m: dict, parity: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def training_seconds(names: list[str]) -> list[list[str]]:
-    rows = []
-    for name in names:
-        metrics = RunDir(ROOT / CHECKPOINTS / name).metrics()
-        rows.append([name, RunDir(ROOT / CHECKPOINTS / name).config()["amp"],
-                     f"{sum(x['epoch_s'] + x['mask_refresh_s'] for x in metrics):.0f}"])
-    return rows
-
-
 def parity() -> str:
     """The precision-parity block of docs/results.md, from the parity runs and the runs they repeat."""
     m = manifest()
@@ -292,9 +283,6 @@ def parity() -> str:
     results = load_results([ROOT / CHECKPOINTS / n for n in names])
     run_names = {r["checkpoint_sha256"]: Path(r["run"]).name for r in results}
     by_run = {run_names[r["checkpoint_sha256"]]: r for r in results}
-    timing_rows = training_seconds([n for pair in pairs for n in pair])
-    seconds = {row[0]: float(row[2]) for row in timing_rows}
-    speed = [[name, ref, f"{seconds[ref] / seconds[name]:.2f}"] for name, ref in pairs]
     every = {**m["runs"], **m["parity"]}
     commands = [shlex.join(train_command(every[n])) for n, _ in pairs]
     commands += [shlex.join(c) for n, _ in pairs for c in eval_commands(every[n], m["aa_images"])]
@@ -304,9 +292,6 @@ def parity() -> str:
         "\n### Seed minus seed, float32: the noise to compare with (percentage points; exact McNemar p)\n\n",
         difference_table(seeds, by_run, ["Run", "Other seed"]),
         "\n### Every run of these tables\n\n", per_run_table(results, run_names),
-        "\n### Training time (epochs + mask refreshes, s; each pair of runs trained side by side, one thread each)\n\n",
-        markdown((["Run", "amp", "Training (s)"], timing_rows)), "\n",
-        markdown((["bf16 run", "float32 run", "float32 / bf16"], speed)),
         "\n### Commands\n\n```bash\n", "\n".join(commands), "\n```\n"])
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
 
 import models
+
+# amp=auto (the training default) trains in bf16 on CPUs with native bfloat16: tests train in float32 on
+# every machine, subprocesses included, unless a test asks for bf16 (part/precision.py, PART_CPU_BF16).
+os.environ["PART_CPU_BF16"] = "0"
 
 # Tiny tensors: one intra-op thread avoids oversubscription stalls when the 2 cores are shared.
 torch.set_num_threads(1)

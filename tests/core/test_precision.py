@@ -110,7 +110,8 @@ def test_a_bf16_training_step_runs_the_model_in_bf16_and_keeps_weights_float32(t
 
 # --- amp=auto: resolved from the hardware, recorded, reused on resume ------------------------------
 
-def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
+def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    monkeypatch.delenv("PART_CPU_BF16", raising=False)  # tests/conftest.py sets it to 0
     x86, arm, old = tmp_path / "x86", tmp_path / "arm", tmp_path / "old"
     x86.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\n"
                    "flags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
@@ -179,6 +180,24 @@ def test_configs_saved_before_auto_existed_still_load():
     old = preset("fmnist-at").to_dict()
     for amp in ("off", "bf16", "fp16"):
         assert TrainConfig.from_dict({**old, "amp": amp}).amp == amp
+
+
+def test_auto_is_the_training_default_and_evaluation_is_float32():
+    assert TrainConfig().amp == "auto" and all(preset(name).amp == "auto" for name in ("fmnist-part", "cifar10-at"))
+    assert cli._build_parser().parse_args(["eval", "--run", "r"]).amp == "off"
+
+
+def test_a_run_saved_before_amp_existed_resumes_in_float32(tmp_path, native):
+    native(False)
+    cfg = preset("fmnist-at", subset=64, batch_size=64, eval_n=8, eval_steps=1, attack_steps=1, probe_count=2,
+                 epochs=2, device="cpu")
+    run = train(cfg.replace(epochs=1), tmp_path / "run")
+    config = run.config()
+    del config["amp"]  # as written before the field existed
+    run.write_config({**config, "epochs": 2})
+    native(True)  # where amp=auto, the default, would now pick bf16
+    train(None, run.path, resume=True)
+    assert run.status()["precision"] == "float32" and run.epochs() == [1, 2]
 
 
 # --- evaluation stays float32 unless asked -----------------------------------------------------------
