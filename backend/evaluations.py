@@ -23,8 +23,6 @@ CONTROL_RECIPES = ("shuffled", "uniform-mean")  # the controls of docs/results.m
 TABLE1 = [a for a, _ in reports.TABLE1]
 MAX_RUNS = 64
 RUN_LIST = re.compile(r"\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*")
-_cache: dict[str, tuple[tuple, list[dict]]] = {}
-_lock = threading.Lock()
 
 
 def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
@@ -38,27 +36,35 @@ def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
     return ids or [rid for rid in registry.run_ids() if (registry.root / rid / "eval").is_dir()]
 
 
-def eval_stamp(run: RunDir) -> tuple:
-    files = sorted((run.path / "eval").glob("*/eval.json"))
-    out = []
-    for f in files:
-        try:
-            st = f.stat()
-            out.append((f.parent.name, st.st_mtime_ns, st.st_size))
-        except OSError:
-            continue
-    return tuple(out)
+class EvalCache:
+    """Values computed from a run's evaluation reports, kept until one of its eval.json files changes."""
+
+    def __init__(self):
+        self._lock, self._values = threading.Lock(), {}
+
+    def get(self, run: RunDir, compute):
+        stamp = run.eval_stamp()
+        with self._lock:
+            hit = self._values.get(str(run.path))
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._values[str(run.path)] = (stamp, value)
+        return value
+
+
+_merged = EvalCache()
 
 
 def checkpoint_results(run_id: str, run: RunDir) -> list[dict]:
     """The run's evaluations merged per checkpoint (one result per epoch, each attack from its largest
     evaluation, as `part report` merges them), each attack record annotated with its per-class accuracy
     and a fingerprint of the images it saw; cached until an eval.json of the run changes."""
-    stamp = eval_stamp(run)
-    with _lock:
-        hit = _cache.get(str(run.path))
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
+    return _merged.get(run, lambda: _merge(run_id, run))
+
+
+def _merge(run_id: str, run: RunDir) -> list[dict]:
     found = []
     for name, report, _problem in run.eval_reports():
         if report is None:
@@ -74,8 +80,6 @@ def checkpoint_results(run_id: str, run: RunDir) -> list[dict]:
     for r in merged:
         r["run_id"] = run_id
         r["sources"] = sorted({rec["source"] for rec in r["attacks"].values()})
-    with _lock:
-        _cache[str(run.path)] = (stamp, merged)
     return merged
 
 
@@ -216,7 +220,7 @@ def _pair(rid: str, base: str, ours: dict, theirs: dict, attacks: list[str]) -> 
 def report_listing(run: RunDir) -> list[dict[str, Any]]:
     """Each evaluation folder of the run and which of report.md / report.html it holds (links out refused)."""
     out = []
-    for name, _mtime, _size in eval_stamp(run):
+    for name, _mtime, _size in run.eval_stamp():
         files = []
         for file in REPORT_FILES:
             try:
@@ -236,7 +240,7 @@ def report_file(registry: Registry, run_id: str, name: str, file: str) -> tuple[
     if file not in REPORT_FILES:
         raise bad_request(f"file '{file[:60]}' is not served; accepted: {', '.join(REPORT_FILES)}")
     run = registry.run(run_id)
-    names = [n for n, _, _ in eval_stamp(run)]
+    names = [n for n, _, _ in run.eval_stamp()]
     if name not in names:
         from backend.errors import not_found
 

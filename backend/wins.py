@@ -8,29 +8,26 @@ computed on demand by /api/explain and /api/attack with its dataset `index`.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from backend.errors import bad_request, conflict, not_found
-from backend.evaluations import eval_stamp
+from backend.evaluations import EvalCache
 from backend.registry import Registry
 from part import reports
 from part.runs import RunFolderError
 
 MAX_PAGE = 200
-_cache: dict[str, tuple[tuple, list[dict]]] = {}
-_lock = threading.Lock()
+_per_image = EvalCache()
 
 
 def _candidates(registry: Registry, run_id: str) -> list[dict]:
     """Every (epoch, attack, evaluation) of the run with per-image results: {epoch, attack, n, correct,
     indices, labels, classes, source}; cached until an eval.json of the run changes."""
     run = registry.run(run_id)
-    stamp = eval_stamp(run)
-    with _lock:
-        hit = _cache.get(str(run.path))
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
+    return _per_image.get(run, lambda: _read(run_id, run))
+
+
+def _read(run_id: str, run) -> list[dict]:
     out = []
     try:
         found = run.eval_reports()
@@ -48,8 +45,6 @@ def _candidates(registry: Registry, run_id: str) -> list[dict]:
                             "indices": indices, "labels": labels, "classes": report.get("classes"),
                             "dataset": report.get("dataset"), "label": report.get("label"), "source": name,
                             "accuracy": rec.get("accuracy")})
-    with _lock:
-        _cache[str(run.path)] = (stamp, out)
     return out
 
 

@@ -278,6 +278,17 @@ class RunDir:
         return data
 
     # -- evaluation reports --
+    def eval_stamp(self) -> tuple:
+        """(name, mtime, size) of every RUN/eval/<name>/eval.json: changes whenever a report does."""
+        out = []
+        for path in sorted((self.path / "eval").glob("*/eval.json")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((path.parent.name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
     def eval_reports(self) -> list[tuple[str, dict[str, Any] | None, str | None]]:
         """(name, report, problem) for every RUN/eval/<name>/eval.json; a report that cannot be read
         comes with report None and the reason."""
