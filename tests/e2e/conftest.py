@@ -19,10 +19,14 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """(dashboard URL, API URL) over a checkpoint root holding fmnist-part-tiny and fmnist-at-tiny."""
+    root = make_runs(tmp_path_factory.mktemp("e2e-checkpoints"))
+    yield from _served(root, tmp_path_factory.mktemp("e2e-logs"))
+
+
+def _served(root: Path, logs: Path):
+    """`part serve` on `root` and the dashboard on it, as real processes; yields (dashboard URL, API URL)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or set PART_CHROMIUM)")
-    logs = tmp_path_factory.mktemp("e2e-logs")
-    root = make_runs(tmp_path_factory.mktemp("e2e-checkpoints"))
     api, api_url = backend(root, logs / "backend.log")
     try:
         ui, ui_url = dashboard(api_url, logs / "streamlit.log")
@@ -67,19 +71,8 @@ SHIPPED = ("fmnist-at-s0", "fmnist-part-s0", "fmnist-at-s1", "fmnist-part-s1")
 def shipped_stack(tmp_path_factory):
     """(dashboard URL, API URL) over a copy of shipped runs (AT and PART, seeds 0 and 1), for the views
     that answer questions on real runs: the difference row, who wins, Table 1."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or set PART_CHROMIUM)")
-    logs = tmp_path_factory.mktemp("e2e-shipped-logs")
     root = tmp_path_factory.mktemp("e2e-shipped") / "checkpoints"
     shipped = Path(__file__).resolve().parents[2] / "checkpoints"
     for run in SHIPPED:
         shutil.copytree(shipped / run, root / run)
-    api, api_url = backend(root, logs / "backend.log")
-    try:
-        ui, ui_url = dashboard(api_url, logs / "streamlit.log")
-    except BaseException:
-        api.stop()
-        raise
-    yield ui_url, api_url
-    ui.stop()
-    api.stop()
+    yield from _served(root, tmp_path_factory.mktemp("e2e-shipped-logs"))
