@@ -25,14 +25,15 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Three conv blocks (32/s2, 64/s2, 128/s1), global average pool, linear."""
+    """Conv blocks (32/s2, 64/s2, 128/s1, then `extra` more 128/s1), global average pool, linear."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, extra: int = 0) -> None:
         super().__init__()
         self.features = nn.Sequential(
             _block(in_channels, 32, 2),
             _block(32, 64, 2),
             _block(64, 128, 1),
+            *[_block(128, 128, 1) for _ in range(extra)],
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(128, num_classes)
@@ -50,5 +51,19 @@ register(
         mean=(0.5,),
         std=(0.5,),
         description="3-block conv-BN-ReLU CNN (~94k params) for CPU training on 28x28 images",
+    )
+)
+
+# A larger canvas (the cluttered testbed's 40x40) needs a wider receptive field: one more stage lets
+# each unit of the CAM layer see most of a garment (a receptive field of 23 pixels, not 15).
+register(
+    ModelSpec(
+        name="small-cnn-4",
+        builder=lambda num_classes, in_channels: SmallCNN(num_classes, in_channels, extra=1),
+        input_size=40,
+        cam_layer="features.3",
+        mean=(0.5,),
+        std=(0.5,),
+        description="small-cnn with a fourth 128-channel stage (~242k params) for 40x40 canvases",
     )
 )

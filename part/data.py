@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from part.clutter import DEFAULT_CANVAS, ClutterDataset
 from part.safe_pickle import RefusedPickle, load_plain_pickle
 
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "DatasetInfo", "DatasetNotFound", "DatasetFormatError",
     "InMemoryDataset", "ImageFileDataset", "SubsetDataset", "data_dir_env", "dataset_names",
-    "default_data_roots", "load_dataset",
+    "default_data_roots", "load_dataset", "object_masks",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -48,10 +49,15 @@ class DatasetInfo:
     default_eps: float    # standard L-inf evaluation budget
     description: str
     object_threshold: float | None = None  # object mask = pixels brighter than this; None: no mask is known
+    masks_in_data: bool = False  # the dataset itself gives each sample's object mask (object_masks(indices))
 
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
     DatasetInfo("fashion-mnist", 10, 1, 28, 0.1, "Fashion-MNIST, 28x28 greyscale, 60k/10k", object_threshold=0.1),
+    DatasetInfo("fashion-mnist-clutter", 10, 1, DEFAULT_CANVAS, 0.1,
+                "Fashion-MNIST garments placed at random on a 40x40 canvas (image_size sets it) among dimmed "
+                "fragments of other garments, with each garment's silhouette as its object mask; 60k/10k",
+                masks_in_data=True),
     DatasetInfo("cifar10", 10, 3, 32, 8 / 255, "CIFAR-10, 32x32 RGB, 50k/10k"),
     DatasetInfo("svhn", 10, 3, 32, 8 / 255, "SVHN digits, 32x32 RGB, 73k/26k"),
     DatasetInfo("tiny-imagenet", 200, 3, 64, 8 / 255, "Tiny-ImageNet-200, 64x64 RGB, 100k/10k (val)"),
@@ -59,6 +65,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in [
 ]}
 DEFAULT_DATASET = "fashion-mnist"
 _DEFAULT_DIRS = {"fashion-mnist": "/usr/share/datasets/fashion-mnist"}
+_MADE_FROM = {"fashion-mnist-clutter": "fashion-mnist"}  # derived datasets read their source's files
 
 
 def dataset_names() -> list[str]:
@@ -179,6 +186,14 @@ class SubsetDataset(Dataset):
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.get_batch(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+
+    def object_masks(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.base.object_masks(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+
+
+def object_masks(ds: Dataset, indices: torch.Tensor) -> torch.Tensor | None:
+    """[N,H,W] bool object masks of samples `indices` where the dataset gives them, else None."""
+    return ds.object_masks(indices) if hasattr(ds, "object_masks") else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,18 +395,23 @@ def load_dataset(name: str, split: str, data_dir: str | None = None, subset: int
 
     The folder is `data_dir`, else the environment variable PART_<NAME>_DIR (e.g. PART_CIFAR10_DIR,
     PART_FASHION_MNIST_DIR), else /usr/share/datasets/fashion-mnist for Fashion-MNIST and ./data
-    otherwise. `subset > 0` keeps a fixed (seed 0) random subset of that many samples; `image_size > 0`
-    resizes every image to that side length.
+    otherwise (derived datasets such as fashion-mnist-clutter read their source's folder). `subset > 0`
+    keeps a fixed (seed 0) random subset of that many samples; `image_size > 0` resizes every image to
+    that side length (for fashion-mnist-clutter: sets the canvas).
     """
     key = name.lower().replace("_", "-")
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; accepted names: {', '.join(DATASETS)}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    source = _MADE_FROM.get(key, key)
     if data_dir is None:
-        data_dir = os.environ.get(data_dir_env(key)) or _DEFAULT_DIRS.get(key, "data")
+        data_dir = (os.environ.get(data_dir_env(key)) or os.environ.get(data_dir_env(source))
+                    or _DEFAULT_DIRS.get(source, "data"))
     root = Path(data_dir).expanduser()
-    if key in ("tiny-imagenet", "imagefolder"):
+    if key == "fashion-mnist-clutter":  # image_size is the canvas here, not a resize
+        ds = ClutterDataset(_load_fashion_mnist(root, split), split, image_size or DEFAULT_CANVAS)
+    elif key in ("tiny-imagenet", "imagefolder"):
         reader = _load_tiny_imagenet if key == "tiny-imagenet" else _load_imagefolder
         ds: Dataset = reader(root, split, image_size)
     else:
