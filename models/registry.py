@@ -7,6 +7,7 @@ Adversarial perturbation budgets are therefore expressed in pixel units.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -31,7 +32,11 @@ class ModelSpec:
     normalised input. ``cam_layer`` is a dotted attribute path inside that bare
     network whose forward output is the 4-D feature map used for CAMs.
     ``mean``/``std`` are default normalisation statistics; a length-1 tuple is
-    broadcast to all channels.
+    broadcast to all channels. ``reshape_transform`` turns a ``cam_layer`` output
+    that is not a map (a ViT's tokens [B,T,C]) into one [B,C,h,w]; ``attention``
+    is a glob over module names (``blocks.*.attn.attn_probs``) matching the modules
+    whose outputs are softmax attention probabilities [B,heads,T,T], in forward
+    order, for attention rollout; None for models without attention.
     """
 
     name: str
@@ -41,6 +46,8 @@ class ModelSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     description: str
+    reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    attention: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -103,7 +110,8 @@ class Normalized(nn.Module):
     """Wrap a bare network so it takes pixel-space input in ``[0, 1]``.
 
     ``forward(x) = net((x - mean) / std)`` with ``mean``/``std`` buffers shaped
-    ``[1, C, 1, 1]``.
+    ``[1, C, 1, 1]``. ``reshape_transform`` (or None) and ``attention_names``
+    (dotted paths, empty without attention) carry the record's CAM quirks.
     """
 
     mean: torch.Tensor
@@ -116,6 +124,8 @@ class Normalized(nn.Module):
         std: torch.Tensor,
         spec_name: str,
         cam_layer: str,
+        reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        attention: str | None = None,
     ) -> None:
         super().__init__()
         if mean.shape != std.shape or mean.dim() != 4:
@@ -128,6 +138,11 @@ class Normalized(nn.Module):
         self.spec_name = spec_name
         self.cam_layer_name = "net." + cam_layer
         _resolve(self, self.cam_layer_name)  # fail early on a bad path
+        self.reshape_transform = reshape_transform
+        self.attention_names = [] if attention is None else [
+            "net." + n for n, _ in net.named_modules() if n and fnmatch.fnmatchcase(n, attention)]
+        if attention is not None and not self.attention_names:
+            raise ValueError(f"no module of the network matches the attention pattern {attention!r}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
@@ -135,6 +150,10 @@ class Normalized(nn.Module):
     def cam_layer(self) -> nn.Module:
         """The submodule whose output is the CAM feature map."""
         return _resolve(self, self.cam_layer_name)
+
+    def attention_layers(self) -> list[nn.Module]:
+        """The modules whose outputs are attention probabilities, in forward order; [] without attention."""
+        return [_resolve(self, n) for n in self.attention_names]
 
 
 def create_model(
@@ -160,4 +179,5 @@ def create_model(
     if bool((std_t <= 0).any()):
         raise ValueError(f"std values must be > 0; got {tuple(std_t.flatten().tolist())}")
     net = spec.builder(num_classes, in_channels)
-    return Normalized(net, mean_t, std_t, spec_name=spec.name, cam_layer=spec.cam_layer)
+    return Normalized(net, mean_t, std_t, spec_name=spec.name, cam_layer=spec.cam_layer,
+                      reshape_transform=spec.reshape_transform, attention=spec.attention)

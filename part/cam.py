@@ -3,10 +3,12 @@
 Selvaraju et al., "Grad-CAM", ICCV 2017; Chattopadhay et al., "Grad-CAM++", WACV 2018;
 Fu et al., "XGrad-CAM", BMVC 2020; Jiang et al., "LayerCAM", TIP 2021; Draelos & Carin,
 "HiResCAM", 2020. The ensemble follows PART++ (equal or given weights over normalised maps).
+Attention rollout and its gradient-weighted variant for ViTs live in part/attention.py.
 
 The native path computes the same maps as pytorch-grad-cam for the gradient methods, in one
 batched torch pass whose backward stops at the target layer; tests hold it to the library within
-1e-4. Every other method goes through the library itself.
+1e-4. Every other method goes through the library itself. A model whose CAM layer outputs tokens
+[B,T,C] (a ViT) carries a `reshape_transform` to [B,C,h,w] (models/registry.py); both paths apply it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import pytorch_grad_cam as gc
+from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from part.attention import ATTENTION_METHODS
 from part.modes import eval_mode
 
 LIBRARY_METHODS: dict[str, type] = {
@@ -70,7 +74,7 @@ NATIVE_METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
     "hirescam": _hirescam,
 }
 
-METHODS = sorted(LIBRARY_METHODS) + ["ensemble"]
+METHODS = sorted(LIBRARY_METHODS) + list(ATTENTION_METHODS) + ["ensemble"]
 
 
 def _minmax(cam: torch.Tensor) -> torch.Tensor:
@@ -102,6 +106,14 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None) -> nn.Module:
         raise ValueError(f"no layer '{layer}' in the model; accepted: {', '.join(names[:40])}")
 
 
+def _reshape_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The model's tokens -> map transform, applied to token outputs [B,T,C] only; None without one."""
+    transform = getattr(model, "reshape_transform", None)
+    if transform is None:
+        return None
+    return lambda t: transform(t) if t.dim() == 3 else t
+
+
 def _native_cam(model, x, targets, method, layer) -> torch.Tensor:
     store: dict[str, torch.Tensor] = {}
     handle = layer.register_forward_hook(lambda m, i, out: store.__setitem__("a", out))
@@ -114,20 +126,30 @@ def _native_cam(model, x, targets, method, layer) -> torch.Tensor:
             (grads,) = torch.autograd.grad(score, store["a"])
     finally:
         handle.remove()
-    raw = NATIVE_METHODS[method](store["a"].detach(), grads)
+    a, reshape = store["a"].detach(), _reshape_of(model)
+    if reshape is not None:
+        a, grads = reshape(a), reshape(grads)
+    if a.dim() != 4:
+        raise ValueError(f"the CAM layer outputs {tuple(a.shape)}, not a map [B,C,h,w]; "
+                         "a token model needs a reshape_transform in its registry record")
+    raw = NATIVE_METHODS[method](a, grads)
     return _finish(raw, x.shape[-2:])
 
 
 def _library_cam(model, x, targets, method, layer) -> torch.Tensor:
     cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
-    with LIBRARY_METHODS[method](model=model, target_layers=[layer]) as cam:
+    reshape = _reshape_of(model)
+    options = {"reshape_transform": reshape}
+    if method == "ablationcam" and reshape is not None:
+        options["ablation_layer"] = AblationLayerVit()  # ablates a channel of tokens [B,T,C]
+    with LIBRARY_METHODS[method](model=model, target_layers=[layer], **options) as cam:
         maps = cam(input_tensor=x, targets=cam_targets)
     model.zero_grad(set_to_none=True)  # the library's backward leaves parameter gradients
     return torch.from_numpy(maps).to(x.device, torch.float32)
 
 
 def _check(method: str) -> None:
-    if method not in LIBRARY_METHODS:
+    if method not in LIBRARY_METHODS and method not in ATTENTION_METHODS:
         raise ValueError(f"unknown CAM method '{method}'; accepted: {', '.join(METHODS)}")
 
 
@@ -147,6 +169,8 @@ def compute_cam(
     targets: class per image (true labels) or None for the predicted class. method: one name, a
     list (ensemble), or "ensemble" with `methods`/`weights`. backend: "auto" (native where
     available), "native" or "library". The model's train/eval mode is restored and hooks removed.
+    The attention methods (part/attention.py) read every attention block, not `layer`, and have one
+    torch implementation used under every backend.
     """
     if not isinstance(method, str):
         methods, method = list(method), "ensemble"
@@ -163,6 +187,8 @@ def compute_cam(
     _check(method)
     if backend not in ("auto", "native", "library"):
         raise ValueError(f"unknown CAM backend '{backend}'; accepted: auto, native, library")
+    if method in ATTENTION_METHODS:
+        return ATTENTION_METHODS[method](model, x, targets)
     if backend == "native" and method not in NATIVE_METHODS:
         raise ValueError(f"no native path for '{method}'; native methods: {', '.join(NATIVE_METHODS)}")
     target_layer = resolve_layer(model, layer)
