@@ -17,8 +17,7 @@ from backend.deps import ModelSlots, Services, require_token
 from backend.jobs import JobSupervisor
 from backend.limits import BodyLimit
 from backend.registry import Registry
-from backend.routers import datasets, evaluations, images, jobs, runs, theory
-from backend.routers import exports
+from backend.routers import datasets, evaluations, exports, images, jobs, options, runs, theory
 from backend.schemas import Health
 from backend.settings import Settings, load_settings
 from part.distributed import max_nproc
@@ -74,9 +73,9 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
                 "model_concurrency": svc.slots.limit}
 
     guarded = [Depends(require_token)]
-    for router in (runs.router, datasets.router, images.router, jobs.router, theory.router, evaluations.router):
+    for router in (runs.router, datasets.router, images.router, jobs.router, theory.router, evaluations.router,
+                   exports.router, options.router):
         app.include_router(router, dependencies=guarded)
-    app.include_router(exports.router, dependencies=guarded)  # POST /api/export/npz
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
     async def openapi_schema():

@@ -29,7 +29,7 @@ from backend.deps import Services
 from backend.errors import ApiError, bad_request
 from backend.registry import check_run_id
 from backend.schemas import CompareForm
-from part.alignment import energy_on_object, object_mask, spearman, top_k_iou
+from part.alignment import energy_on_object, mask_rule, spearman, top_k_iou
 from part.cam import compute_cam
 from part.data import DATASETS
 from part.runs import RunDir, RunFolderError
@@ -139,8 +139,7 @@ def build(svc: Services, form: CompareForm, data: bytes | None) -> Grid:
     own = {r: list(configs[r].get("cam_methods") or ["gradcam"]) for r in runs}
     grid = Grid(runs, epochs, image, first.classes, first.meta["dataset"], method, own, [], pair=pair,
                 top_k=float(form.top_k))
-    found = object_mask(image.x, grid.dataset)
-    grid.mask = None if found is None else found[0].cpu()
+    grid.mask = inputs.object_mask_of(image, grid.dataset, svc.datasets)
     for run_id in runs:
         lacking = [e for e in epochs if e not in have[run_id]]
         if lacking:
@@ -176,6 +175,7 @@ def compare(svc: Services, form: CompareForm, data: bytes | None) -> dict[str, A
             "target": "label" if grid.image.label is not None else "pred", "cells": grid.cells,
             "object_mask": {"dataset": grid.dataset, "known": known,
                             "fraction": round(float(grid.mask.float().mean()), 4) if known else None,
+                            "outline_png": render.outline_url(grid.mask) if known else None,
                             "message": _mask_text(grid)},
             "missing": grid.missing, "difference": grid.difference,
             "seconds": round(time.perf_counter() - t0, 4)}
@@ -210,11 +210,13 @@ def _missing_text(run_id: str, lacking: list[int], have: list[int]) -> str:
 
 
 def _mask_text(grid: Grid) -> str:
+    if grid.mask is None and DATASETS[grid.dataset].masks_in_data:
+        return (f"{grid.dataset} knows the object mask of its own samples only (a probe or a sample by index); "
+                "this image is not one, so the CAM energy on the object is not computed for it")
     if grid.mask is None:
         return (f"no object mask is known for dataset {grid.dataset}; the CAM energy on the object is not "
                 "computed for it")
-    threshold = DATASETS[grid.dataset].object_threshold
-    return (f"object = input pixels brighter than {threshold:g} ({grid.dataset}: {int(grid.mask.sum())} of "
+    return (f"object = {mask_rule(grid.dataset)} ({grid.dataset}: {int(grid.mask.sum())} of "
             f"{grid.mask.numel()} pixels); energy on the object = sum(cam * object) / sum(cam)")
 
 

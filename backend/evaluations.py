@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from backend.errors import bad_request
 from backend.registry import Registry
 from part import reports
-from part.runs import RunDir, RunFolderError
+from part.runs import EvalDir, RunDir, RunFolderError
 
 CONTROL_RECIPES = ("shuffled", "uniform-mean")  # the controls of docs/results.md
 TABLE1 = [a for a, _ in reports.TABLE1]
@@ -33,7 +33,7 @@ def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
     ids = list(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
     if len(ids) > MAX_RUNS:
         raise bad_request(f"{len(ids)} runs asked for; the limit is {MAX_RUNS}")
-    return ids or [rid for rid in registry.run_ids() if (registry.root / rid / "eval").is_dir()]
+    return ids or [rid for rid in registry.run_ids() if RunDir(registry.root / rid).has_evaluations()]
 
 
 class EvalCache:
@@ -127,7 +127,7 @@ def evaluations(registry: Registry, run_ids: list[str]) -> dict[str, Any]:
     configs, results, folders = {}, {}, {}
     for rid in run_ids:
         run = folders[rid] = registry.run(rid)  # 400 / 404 / 409 naming the problem; checks config.json
-        configs[rid] = json.loads(run.file("config.json").read_text())
+        configs[rid] = run.config()
         try:
             results[rid] = checkpoint_results(rid, run)
         except (RunFolderError, OSError) as err:
@@ -222,9 +222,9 @@ def report_listing(run: RunDir) -> list[dict[str, Any]]:
     out = []
     for name, _mtime, _size in run.eval_stamp():
         files = []
-        for file in REPORT_FILES:
+        for file in EvalDir.REPORT_TYPES:
             try:
-                if run.file("eval", name, file).is_file():
+                if run.eval_report_file(name, file).is_file():
                     files.append(file)
             except (RunFolderError, OSError):
                 continue
@@ -232,22 +232,19 @@ def report_listing(run: RunDir) -> list[dict[str, Any]]:
     return out
 
 
-REPORT_FILES = {"report.md": "text/markdown; charset=utf-8", "report.html": "text/html; charset=utf-8"}
-
-
 def report_file(registry: Registry, run_id: str, name: str, file: str) -> tuple[bytes, str]:
     """RUN/eval/NAME/report.md or report.html, read through RunDir (a link out of the run is refused)."""
-    if file not in REPORT_FILES:
-        raise bad_request(f"file '{file[:60]}' is not served; accepted: {', '.join(REPORT_FILES)}")
+    if file not in EvalDir.REPORT_TYPES:
+        raise bad_request(f"file '{file[:60]}' is not served; accepted: {', '.join(EvalDir.REPORT_TYPES)}")
     run = registry.run(run_id)
     names = [n for n, _, _ in run.eval_stamp()]
     if name not in names:
         from backend.errors import not_found
 
         raise not_found(f"run '{run_id}' has no evaluation '{name[:60]}'; its evaluations: {', '.join(names) or 'none'}")
-    path = run.file("eval", name, file)  # RunFolderError (409) when a link leads out of the run
+    path = run.eval_report_file(name, file)  # RunFolderError (409) when a link leads out of the run
     if not path.is_file():
         from backend.errors import not_found
 
         raise not_found(f"evaluation {run_id}/{name} has no {file} (written by `part eval` or `part report`)")
-    return path.read_bytes(), REPORT_FILES[file]
+    return path.read_bytes(), EvalDir.REPORT_TYPES[file]

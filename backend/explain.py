@@ -16,7 +16,7 @@ from backend.deps import Services
 from backend.errors import bad_request
 from backend.registry import LoadedModel
 from backend.schemas import CamForm, ExplainForm
-from part.alignment import energy_on_object, object_mask
+from part.alignment import energy_on_object
 from part.cam import compute_cam
 from part.faithfulness import faithfulness_one
 from part.masks import eps_map, mask_stats
@@ -99,7 +99,7 @@ def explain(svc: Services, form: ExplainForm, data: bytes | None) -> dict[str, A
     x = image.x.to(svc.registry.device)
     channels, classes = x.shape[1], loaded.classes
     donor = shuffle_donor(svc, form, image, x) if mask.recipe == "shuffled" else None
-    obj = object_mask(x.cpu(), loaded.meta["dataset"])
+    obj = inputs.object_mask_of(image, loaded.meta["dataset"], svc.datasets)
     results = []
     with loaded.lock:  # CAM hooks and eval_mode touch the shared module
         probs = probabilities(loaded.model, x)
@@ -108,7 +108,7 @@ def explain(svc: Services, form: ExplainForm, data: bytes | None) -> dict[str, A
             cam, donor_cam = map_cams(loaded.model, x, target, donor, method, weights, form.target)
             emap = budget(cam, donor_cam, mask, channels)
             road = faithfulness_one(loaded.model, x, torch.tensor([target]), cam[0])
-            energy = None if obj is None else energy_on_object(cam.cpu(), obj)[0].item()
+            energy = None if obj is None else energy_on_object(cam.cpu(), obj[None])[0].item()
             results.append(method_result(name, x[0], cam[0], emap[0], mask.eps) |
                            {"energy_on_object": None if energy is None or energy != energy else round(energy, 4),
                             "road": road})

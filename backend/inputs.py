@@ -13,6 +13,8 @@ from backend.datasets import DatasetCache
 from backend.errors import bad_request, conflict, not_found
 from backend.schemas import ImageForm
 from backend.settings import Settings
+from part.alignment import object_mask
+from part.data import DATASETS
 from part.images import conversion_notes, fit_to_style, to_tensor
 from part.runs import RunDir, RunFolderError
 
@@ -100,3 +102,21 @@ def probe_position(run: RunDir, x: torch.Tensor) -> int | None:
         return None
     close = ((probes - x).abs().flatten(1).amax(1) <= 0.5 / 255).nonzero()
     return int(close[0]) if len(close) else None
+
+
+def object_mask_of(image: ModelInput, dataset: str, datasets: DatasetCache) -> torch.Tensor | None:
+    """[H,W] bool: the object's pixels of the image a model of `dataset` sees, or None where unknown.
+
+    Datasets that give their masks (fashion-mnist-clutter) know them only for their own samples (a
+    probe or an indexed sample of that dataset, at the size it was made); an upload has none. Others
+    make it from the image by their record's rule (part.alignment.object_mask).
+    """
+    info = DATASETS.get(dataset)
+    if info is None or not info.masks_in_data:
+        found = object_mask(image.x.cpu(), dataset)
+        return None if found is None else found[0]
+    meta = image.info
+    if meta.get("kind") not in ("probe", "dataset") or meta.get("dataset") != dataset:
+        return None
+    mask = datasets.get(dataset, meta.get("split", "test")).object_masks(torch.tensor([int(meta["index"])]))[0]
+    return mask if mask.shape == image.x.shape[-2:] else None

@@ -170,7 +170,7 @@ def resume_argv(job: dict[str, Any]) -> list[str]:
     if job["kind"] != "train":
         return job["argv"]  # an evaluation rerun into its folder keeps the attacks already done
     out = Path(job["out_dir"])
-    if not (out / "config.json").exists():
+    if not RunDir(out).exists():
         raise conflict(f"job {job['id']} never wrote its run folder {out.name} (see its log); "
                        "there is nothing to resume: start a new job")
     return commands.resume_argv(out)
@@ -189,7 +189,7 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
     attacks = [spec.name for spec in parse_attacks(req.attacks)]  # ValueError -> 422 naming the accepted ones
     run = registry.run(run_id)
     run_dir = run.path
-    out = run.file("eval", f"epoch_{epoch:04d}")  # RunFolderError (409) when a link leads out of the run
+    out = run.eval_dir(run.checkpoint_path(epoch).stem).path  # RunFolderError (409) when a link leads out
     if req.map_recipe is not None:
         from part.masks import RECIPES
 

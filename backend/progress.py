@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from part.runs import RunDir
+from part.runs import EvalDir, RunDir
 
 SHOWN = ("id", "kind", "state", "run_id", "spec", "attempts", "exit_code", "message", "created_at",
          "started_at", "finished_at", "updated_at", "pid")
@@ -49,8 +49,7 @@ def _train_progress(job: dict[str, Any]) -> dict[str, Any]:
 
 def _eval_progress(job: dict[str, Any]) -> dict[str, Any]:
     wanted = list(job["spec"].get("attacks") or [])
-    path = Path(job["out_dir"]) / "eval.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
+    report = EvalDir(job["out_dir"]).results() or {}
     stored = report.get("attacks", {})
     keys = {a: next((k for k in stored if k == a or k.startswith(a + "@")), None) for a in wanted}  # -map: a@MAP_RUN
     done = [a for a in wanted if keys[a] is not None]

@@ -22,6 +22,7 @@ import torch
 from backend import processes
 from backend.errors import ApiError, bad_request, conflict, not_found
 from backend.settings import Settings
+from part.defenses import method_label
 from part.runs import RunDir, RunFolderError, load_model
 from part.devices import resolve_device
 
@@ -67,7 +68,7 @@ class Registry:
 
     def _is_run(self, path) -> bool:
         return not path.is_symlink() and path.is_dir() and path.resolve().parent == self.root.resolve() \
-            and (path / "config.json").is_file()
+            and RunDir(path).exists()
 
     def run(self, run_id: str, *, readable: bool = True) -> RunDir:
         """The run folder; with `readable`, a broken one is refused with 409 and the reason."""
@@ -98,11 +99,12 @@ class Registry:
         try:
             cfg, metrics, state = run.config(), run.metrics(), run_state(run)
         except (RunFolderError, OSError) as err:
-            return {"id": run_id, "dataset": None, "model": None, "defense": None, "part": False, "recipe": None,
+            return {"id": run_id, "dataset": None, "model": None, "defense": None, "part": False, "label": None, "recipe": None,
                     "cam_methods": [], "planned_epochs": None, "epochs": _safe(run.epochs, []), "state": "broken",
                     "latest": None, "problem": str(err)}
         return {"id": run_id, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
-                "defense": cfg.get("defense"), "part": bool(cfg.get("part")), "recipe": cfg.get("recipe"),
+                "defense": cfg.get("defense"), "part": bool(cfg.get("part")),
+                "label": method_label(cfg.get("defense"), bool(cfg.get("part"))), "recipe": cfg.get("recipe"),
                 "cam_methods": list(cfg.get("cam_methods") or []), "planned_epochs": cfg.get("epochs"),
                 "epochs": run.epochs(), "state": state, "latest": metrics[-1] if metrics else None, "problem": None}
 

@@ -48,6 +48,18 @@ def overlay_url(x: torch.Tensor, cam: torch.Tensor) -> str:
     return data_url(jet_overlay(x, cam, scale=scale_for(x.shape[-1])))
 
 
+def outline_url(mask: torch.Tensor) -> str:
+    """The object's outline as a transparent RGBA PNG at display scale, drawn over a map by the page: the
+    object's pixels that touch the background (4-neighbours), in white with a dark rim."""
+    m = mask.detach().cpu().bool().numpy()
+    pad = np.pad(m, 1)
+    inner = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    edge = _upscale((m & ~inner).astype(np.uint8), scale_for(m.shape[-1])).astype(bool)
+    rgba = np.zeros(edge.shape + (4,), np.uint8)
+    rgba[edge] = (255, 255, 255, 235)
+    return data_url(rgba)
+
+
 def values(t: torch.Tensor, digits: int = 4) -> list:
     return np.round(t.detach().float().cpu().numpy().astype(np.float64), digits).tolist()
 

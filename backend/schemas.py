@@ -202,6 +202,8 @@ class CompareObjectMask(BaseModel):
     dataset: str
     known: bool
     fraction: float | None = Field(description="share of the image's pixels on the object")
+    outline_png: str | None = Field(None, description="the object's outline as a transparent PNG data URL, "
+                                                      "at the maps' display size, to draw over them")
     message: str = Field(description="how the object mask is made, or that none is known for the dataset")
 
 
@@ -254,6 +256,8 @@ class RunSummary(BaseModel):
     model: str | None
     defense: str | None
     part: bool
+    label: str | None = Field(description="the method as the paper's tables name it: AT, PART, TRADES, PART-T, MART, "
+                                          "PART-M")
     recipe: str | None
     cam_methods: list[str]
     planned_epochs: int | None

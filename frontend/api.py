@@ -69,6 +69,10 @@ class PartApi:
     def health(self) -> dict:
         return self._json("GET", "/api/health", timeout=5.0)
 
+    def options(self) -> dict:
+        """The catalogue: presets, defenses, CAM methods, recipes, models, datasets, attacks (GET /api/options)."""
+        return self._json("GET", "/api/options")
+
     def theory(self, params: dict[str, float]) -> dict:
         """Section 3.3's two-pixel model for x1, x2, w1, w2, b, y, eps1, eps2 (GET /api/theory)."""
         return self._json("GET", "/api/theory", params=params)

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from frontend import charts, images, ui
-from frontend.choices import as_255
+from frontend.catalogue import as_255
 
 BUDGETS = {"scalar": "Scalar eps (AT)", "eps-map": "PART eps-map"}
 

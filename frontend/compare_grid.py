@@ -26,6 +26,8 @@ STYLE = """<style>
 .cmp .num{font-variant-numeric:tabular-nums}.cmp .bad{color:#d62728}
 .cmp .empty{background:#f4f4f6;color:#9a9caa;display:flex;align-items:center;justify-content:center;border-radius:3px;
   margin:0 auto;font-size:12px}
+.cmp .ol{position:relative;margin:0 auto}.cmp .ol img.edge{position:absolute;left:0;top:0;pointer-events:none;
+  cursor:default;transition:none}.cmp .ol:focus-within img.edge{display:none}
 .cmp-bar{display:flex;align-items:center;gap:8px;font-size:12.5px;color:#31333f;margin:2px 0}
 .cmp-bar span.g{height:12px;flex:0 0 260px;border-radius:2px}
 </style>"""
@@ -51,7 +53,16 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-def cam_cell(cell: dict, size: int, label: int | None, phase: str, reweighted: bool) -> str:
+def _outlined(image: str, size: int, outline: str | None) -> str:
+    """The map with the object's outline drawn over it (hidden while the map is enlarged)."""
+    if outline is None:
+        return image
+    return (f'<div class="ol" style="width:{size}px;height:{size}px">{image}'
+            f'<img class="edge" src="{outline}" width="{size}" height="{size}" alt=""></div>')
+
+
+def cam_cell(cell: dict, size: int, label: int | None, phase: str, reweighted: bool,
+             outline: str | None = None) -> str:
     head = f'<div class="phase{" rw" if reweighted else ""}">{_text(phase)}</div>'
     if not cell["available"] or not cell.get("overlay_png"):
         return head + _empty(size, "no checkpoint" if cell.get("message") is None else "not available") + (
@@ -64,7 +75,8 @@ def cam_cell(cell: dict, size: int, label: int | None, phase: str, reweighted: b
              f'<span class="{"" if right else "bad"}">{_text(pred["class_name"])} '
              f'<span class="num">{100 * pred["confidence"]:.0f}%</span>{mark}</span>']
     title = f"{cell['run']}, epoch {cell['epoch']}"
-    return head + _image(cell["overlay_png"], size, title) + "<br>".join(line for line in lines if line)
+    return head + _outlined(_image(cell["overlay_png"], size, title), size, outline) + \
+        "<br>".join(line for line in lines if line)
 
 
 def diff_cell(cell: dict, size: int, top_k: float) -> str:
@@ -87,9 +99,10 @@ def bands(count: int, size: int, width: int = PAGE_WIDTH) -> list[range]:
     return [range(i, min(i + even, count)) for i in range(0, count, even)]
 
 
-def table(result: dict, rows: list[dict], size: int, label: int | None) -> str:
+def table(result: dict, rows: list[dict], size: int, label: int | None, outline: str | None = None) -> str:
     """rows: per run {'id', 'title', 'note', 'phases': {epoch: (text, reweighted)}}, in the result's order.
-    Epochs that do not fit beside each other continue in a band below, with every row again."""
+    Epochs that do not fit beside each other continue in a band below, with every row again. `outline`: a
+    transparent PNG of the object's edge, drawn over every map."""
     epochs, diff = result["epochs"], result.get("difference")
     out = [STYLE, '<div class="cmp-wrap"><table class="cmp">']
     for band in bands(len(epochs), size):
@@ -100,7 +113,7 @@ def table(result: dict, rows: list[dict], size: int, label: int | None) -> str:
             for j in band:
                 phase, reweighted = row["phases"].get(epochs[j], ("", False))
                 cell = result["cells"][i * len(epochs) + j]
-                out.append(f"<td>{cam_cell(cell, size, label, phase, reweighted)}</td>")
+                out.append(f"<td>{cam_cell(cell, size, label, phase, reweighted, outline)}</td>")
             out.append("</tr>")
         if diff:
             out.append(f'<tr class="diff"><td class="who"><b>B − A</b><br><code>{_text(diff["run_b"])}</code><br>'

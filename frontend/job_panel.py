@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from frontend import charts, ui
-from frontend.choices import as_255, method_label
+from frontend.catalogue import as_255
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("failed", "interrupted", "cancelled")
@@ -181,7 +181,7 @@ def metrics_chart(job: dict) -> None:
     except ui.ApiError:
         return  # the run folder appears with the first epoch's files
     if run["metrics"]:
-        method = method_label(run.get("defense"), run.get("part"))
+        method = ui.method_label(run)
         series = [{"run": run["id"], "method": method, "label": method, "metrics": run["metrics"]}]
         burn = {run["id"]: run["config"].get("burn_in_epochs", 0)} if run.get("part") else {}
         st.plotly_chart(charts.epoch_curves(series, burn_in=burn, height=420), key=f"job-curves-{job['id']}")

@@ -12,7 +12,7 @@ import re
 import streamlit as st
 
 from frontend import eval_charts, ui
-from frontend.choices import as_255
+from frontend.catalogue import as_255
 
 CHECK_ICON = {True: "✓ passed", False: "✗ failed", None: "– skipped"}
 MISSING = "–"

@@ -12,7 +12,6 @@ import streamlit as st
 
 from frontend import images
 from frontend.api import ApiError, PartApi, api_url
-from frontend.choices import method_label
 
 IMAGE_SOURCES = ("Probe image", "Dataset sample", "Upload")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
@@ -106,10 +105,15 @@ def datasets(url: str) -> list[dict]:
 
 
 # -- runs --
+def method_label(run: dict) -> str:
+    """The paper's name of a run's method (AT, PART, ...), as the backend labels it."""
+    return run.get("label") or str(run.get("defense") or "?").upper()
+
+
 def run_label(run: dict) -> str:
     epochs = run.get("epochs") or []
     state = "" if run.get("state") == "completed" else f" · {run.get('state')}"
-    return f"{run['id']} · {method_label(run.get('defense'), run.get('part'))} · {len(epochs)} ep{state}"
+    return f"{run['id']} · {method_label(run)} · {len(epochs)} ep{state}"
 
 
 def runs_with_epochs() -> list[dict]:

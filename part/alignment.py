@@ -3,8 +3,9 @@ better with semantic information" (Zhang et al., ICML 2024, Section 5 and Figure
 
 - energy on the object: sum(cam * object) / sum(cam), the share of the map's mass on the object
   (the energy-based pointing game of Score-CAM, Wang et al., CVPR-W 2020). The object mask is known
-  where the dataset record says how (Fashion-MNIST: input pixels brighter than 0.1 on black);
-  elsewhere `object_mask` answers None and no number is made up;
+  where the dataset record says how (Fashion-MNIST: input pixels brighter than 0.1 on black) or the
+  dataset itself gives it (fashion-mnist-clutter: part.data.object_masks); elsewhere `object_mask`
+  answers None and no number is made up;
 - between two maps of the same image: the IoU of their top-k % pixels and Spearman's rank
   correlation (scipy.stats.spearmanr, ties averaged).
 
@@ -26,6 +27,16 @@ def object_mask(x: torch.Tensor, dataset: str) -> torch.Tensor | None:
     if info is None or info.object_threshold is None:
         return None
     return x.float().mean(1) > info.object_threshold
+
+
+def mask_rule(dataset: str) -> str:
+    """How the object masks of `dataset` are made, in words."""
+    info = DATASETS.get(dataset)
+    if info is not None and info.masks_in_data:
+        return "each sample's object as the dataset placed it (its silhouette before clutter and noise)"
+    if info is not None and info.object_threshold is not None:
+        return f"input pixels brighter than {info.object_threshold:g}"
+    return "no object mask is known"
 
 
 def energy_on_object(cam: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

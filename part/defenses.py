@@ -43,13 +43,23 @@ class Defense:
     attack_loss: str  # the inner objective handed to pgd
     loss: Callable[..., torch.Tensor]  # (logits_nat, logits_adv, y, beta) -> scalar
     needs_clean_logits: bool
+    label: str  # the paper's name for the method, and for its pixel-reweighted variant
+    part_label: str
 
 
 DEFENSES = {
-    "at": Defense("at", "ce", at_loss, needs_clean_logits=False),
-    "trades": Defense("trades", "kl", trades_loss, needs_clean_logits=True),
-    "mart": Defense("mart", "ce", mart_loss, needs_clean_logits=True),
+    "at": Defense("at", "ce", at_loss, needs_clean_logits=False, label="AT", part_label="PART"),
+    "trades": Defense("trades", "kl", trades_loss, needs_clean_logits=True, label="TRADES", part_label="PART-T"),
+    "mart": Defense("mart", "ce", mart_loss, needs_clean_logits=True, label="MART", part_label="PART-M"),
 }
+
+
+def method_label(defense: str | None, part: bool) -> str:
+    """AT, PART, TRADES, PART-T, MART or PART-M, as the paper's tables name them (an unknown defense: its name)."""
+    record = DEFENSES.get(defense or "at")
+    if record is None:
+        return str(defense).upper()
+    return record.part_label if part else record.label
 
 
 def get_defense(name: str) -> Defense:

@@ -22,17 +22,14 @@ import torch
 
 from part.accuracy import ProgressCallback
 from part.data import DATASETS, load_dataset
+from part.defenses import method_label
 from part.devices import resolve_device
 from part.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
-from part.runs import RunDir, load_model, write_json
+from part.runs import EvalDir, RunDir, load_model
 from part.threat_maps import MapSource
 
 FORMAT = "part-eval/1"
-LABELS = {("at", False): "AT", ("trades", False): "TRADES", ("mart", False): "MART",
-          ("at", True): "PART", ("trades", True): "PART-T", ("mart", True): "PART-M"}
-
-
 def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | None = None,
                        epoch: int | None = None) -> tuple[Path, Path | None]:
     """(checkpoint file, its run folder or None) from a checkpoint path or a run folder (+ epoch)."""
@@ -44,22 +41,18 @@ def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | N
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        parent = path.parent.parent
-        return path, parent if path.parent.name == "checkpoints" and RunDir(parent).exists() else None
+        owner = RunDir.of_checkpoint(path)
+        return path, owner.path if owner is not None else None
     rd = RunDir(run)
     if not rd.exists():
         raise FileNotFoundError(f"{rd.path} is not a run folder: {rd.config_path} is missing")
     return rd.existing_checkpoint(epoch), rd.path
 
 
-def default_out(checkpoint: Path, run: Path | None) -> Path:
-    return run / "eval" / checkpoint.stem if run is not None else checkpoint.parent / f"eval_{checkpoint.stem}"
-
-
 def label_for(config: dict) -> str:
     """AT, TRADES, MART, PART, PART-T or PART-M from a training config (Table 1's method names); a PART
     run with another mask recipe or other CAMs says which: 'PART (shuffled)', 'PART (layercam)'."""
-    name = LABELS.get((config.get("defense", ""), bool(config.get("part", False))), config.get("defense", "model"))
+    name = method_label(config.get("defense"), bool(config.get("part", False)))
     if not config.get("part"):
         return name
     variant = [config["recipe"]] if config.get("recipe", "paper") != "paper" else []
@@ -71,14 +64,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _previous(path: Path, header: dict) -> dict:
+def _previous(out: EvalDir, header: dict) -> dict:
     """Attack results of an earlier evaluation of the same checkpoint, eps, images and seed, else {}.
 
     The checks are kept only if they used the same surrogate.
     """
-    try:
-        old = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    old = out.results()
+    if old is None:
         return {}
     if not all(old.get(k) == header[k] for k in ("checkpoint_sha256", "eps", "n", "indices", "seed")):
         return {}
@@ -131,7 +123,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     dataset = meta["dataset"]
     ds = load_dataset(dataset, "test", data_dir=data_dir or config.get("data_dir") or None, subset=n,
                       image_size=int(config.get("image_size", 0) or 0))
-    out_dir = Path(out) if out is not None else default_out(ckpt_path, run_path)
+    out_dir = EvalDir(out) if out is not None else EvalDir.default_for(ckpt_path)
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
     if corruption_files is not None:
         result["corruption_files"] = str(Path(corruption_files).resolve())
@@ -139,7 +131,7 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
         result["amp"] = amp
         model = AutocastForward(model, amp, dev)
         surrogate_model = AutocastForward(surrogate_model, amp, dev) if surrogate_model is not None else None
-    result["attacks"] = _previous(out_dir / "eval.json", result)
+    result["attacks"] = _previous(out_dir, result)
     key = {a: f"{a}@{map_source.describe['map_run']}" if map_source and parse_attack(a).per_pixel else a for a in names}
     if map_source is not None:  # results with maps of the same run but other settings are not reused
         for k in [k for k, r in result["attacks"].items() if "map" in r and not map_source.same(r["map"])
@@ -152,17 +144,17 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     def on_result(name: str, record: dict) -> None:
         result["attacks"][key.get(name, name)] = record
         result["seconds"] = round(time.time() - started, 3)
-        write_json(out_dir / "eval.json", result, indent=None)
+        out_dir.write_results(result)
 
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
-                 surrogate=surrogate_model, state_dir=out_dir, seed=seed, progress=progress, callback=callback,
+                 surrogate=surrogate_model, state_dir=out_dir.state_dir(), seed=seed, progress=progress, callback=callback,
                  on_result=on_result, corruption_files=corruption_files, map_source=map_source, cam=config)
     else:
-        write_json(out_dir / "eval.json", result, indent=None)
+        out_dir.write_results(result)
     from part.reports import write_reports
 
-    paths = {"json": out_dir / "eval.json", **write_reports(out_dir, [result])}
+    paths = {"json": out_dir.results_path, **write_reports(out_dir.path, [result])}
     return result, paths
 
 

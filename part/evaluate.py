@@ -163,7 +163,7 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
         with seeded(seed, model_device(model)):
             record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
                                 state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files,
-                                map_source=map_source, cam=_insight(data, cam) if spec.kind in INSIGHT else None)
+                                map_source=map_source, cam=_insight(data, cam, len(x)) if spec.kind in INSIGHT else None)
         results[spec.name] = {"kind": spec.kind, **record}
         if on_result is not None:
             on_result(spec.name, results[spec.name])
@@ -243,10 +243,15 @@ def _mapped_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch
 INSIGHT = ("alignment", "faithfulness")  # numbers of the run's CAMs, not accuracies (part.faithfulness)
 
 
-def _insight(data, cam: dict | None) -> dict:
+def _insight(data, cam: dict | None, n: int = 0) -> dict:
+    """The CAM settings, the dataset's name and classes, and the object masks of the first n images
+    where the dataset gives them (as_tensors takes a dataset's images in order)."""
+    from part.data import object_masks
     from part.faithfulness import cam_settings
 
-    return {**cam_settings(cam), "dataset": getattr(data, "name", ""), "classes": getattr(data, "classes", None)}
+    masks = object_masks(data, torch.arange(n)) if n and hasattr(data, "get_batch") else None
+    return {**cam_settings(cam), "dataset": getattr(data, "name", ""), "classes": getattr(data, "classes", None),
+            "masks": masks}
 
 
 def _insight_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict,
@@ -257,5 +262,5 @@ def _insight_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torc
     with progress.task(spec.name, len(x)) as task:
         if spec.kind == "alignment":
             return faithfulness.alignment(model, x, y, cam["dataset"], settings, batch_size=batch_size, task=task,
-                                          classes=cam.get("classes"))
+                                          classes=cam.get("classes"), masks=cam.get("masks"))
         return faithfulness.faithfulness(model, x, y, settings, batch_size=batch_size, task=task)

@@ -29,9 +29,8 @@ import torch
 from torch import nn
 
 from part.accuracy import Task, model_device
-from part.alignment import energy_on_object, object_mask
+from part.alignment import energy_on_object, mask_rule, object_mask
 from part.cam import compute_cam
-from part.data import DATASETS
 
 ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 
@@ -58,17 +57,20 @@ def _mean(values: torch.Tensor) -> float | None:
 
 
 def alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, cam: dict | None = None, *,
-              batch_size: int = 128, task: Task | None = None, classes: Sequence[str] | None = None) -> dict:
+              batch_size: int = 128, task: Task | None = None, classes: Sequence[str] | None = None,
+              masks: torch.Tensor | None = None) -> dict:
     """Mean energy of the CAM on the object over images x [N,C,H,W] (pixel space), per class and overall.
+
+    masks: [N,H,W] bool object masks where the dataset gives them (part.data.object_masks); else the
+    dataset record's rule (part.alignment.object_mask) makes them from the images.
 
     Returns {"energy", "object_fraction", "per_class": {class: {"n", "energy", "object_fraction"}},
     "energy_per_image", "cam_methods", "cam_weights", "cam_target", "object_mask", "n", "seconds"}; where
     the dataset has no known object mask: "energy": None and "note" says why.
     """
     cam = cam_settings(None) if cam is None else cam
-    info = DATASETS.get(dataset)
     base = {**cam, "n": len(x)}
-    if object_mask(x[:1], dataset) is None:
+    if masks is None and object_mask(x[:1], dataset) is None:
         if task is not None:
             task.update(len(x))
         return {**base, "energy": None, "seconds": 0.0,
@@ -78,7 +80,7 @@ def alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, 
     for s in range(0, len(x), batch_size):
         xb, yb = x[s:s + batch_size], y[s:s + batch_size]
         maps = run_cams(model, xb, yb, cam).cpu()
-        mask = object_mask(xb, dataset)
+        mask = masks[s:s + batch_size] if masks is not None else object_mask(xb, dataset)
         energies.append(energy_on_object(maps, mask))
         fractions.append(mask.flatten(1).float().mean(1))
         if task is not None:
@@ -90,7 +92,7 @@ def alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, 
         name = classes[k] if classes is not None and k < len(classes) else str(k)
         per_class[name] = {"n": int(sel.sum()), "energy": _mean(energy[sel]), "object_fraction": _mean(fraction[sel])}
     return {**base, "energy": _mean(energy), "object_fraction": _mean(fraction), "per_class": per_class,
-            "object_mask": f"input pixels brighter than {info.object_threshold:g}",
+            "object_mask": mask_rule(dataset),
             "energy_per_image": [None if v != v else round(float(v), 4) for v in energy.tolist()],
             "seconds": round(time.time() - t0, 3)}
 

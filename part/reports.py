@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from part.corruptions import CORRUPTIONS, title
+from part.runs import EvalDir, RunDir
 
 TABLE1 = (("clean", "Natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"))
 Table = tuple[list[str], list[list[str]]]
@@ -30,10 +31,15 @@ def load_results(paths: Sequence[str | Path]) -> list[dict]:
     epoch); the results of one checkpoint are merged into one (see `merge`)."""
     results = []
     for p in map(Path, paths):
-        if p.is_file() or (p / "eval.json").is_file():
-            results.append(json.loads((p if p.is_file() else p / "eval.json").read_text()))
+        held = EvalDir.holding(p)
+        if p.is_file() or held is not None:
+            results.append(json.loads((p if p.is_file() else held.results_path).read_text()))
             continue
-        found = [json.loads(f.read_text()) for f in sorted((p / "eval").glob("*/eval.json"))]
+        listed = RunDir(p).eval_reports()
+        problems = [problem for _, _, problem in listed if problem]
+        if problems:
+            raise ValueError(f"{p}: " + "; ".join(problems))
+        found = [report for _, report, _ in listed]
         if not found:
             raise FileNotFoundError(f"no evaluation results in {p}: expected an eval.json file, a folder "
                                     "holding one, or a run folder with eval/*/eval.json (run `part eval` first)")
@@ -356,7 +362,7 @@ def write_reports(out_dir: str | Path, results: Sequence[dict], baseline: str | 
     from part.report_html import html_report
 
     out = Path(out_dir)
-    paths = {"markdown": out / "report.md", "html": out / "report.html"}
+    paths = EvalDir(out).report_paths()
     text = {"markdown": markdown_report(results, baseline), "html": html_report(results, baseline)}
     for key, path in paths.items():
         _write_text(path, text[key])

@@ -9,6 +9,9 @@
     RUN/mask_cache.pt            the newest training-set CAM cache (PART with mask_every > 0)
     RUN/probes/inputs.pt         the fixed probe test images
     RUN/probes/epoch_NNNN.pt     per epoch: probe CAMs, eps-maps, predictions, probabilities
+    RUN/eval/NAME/               one evaluation (EvalDir): eval.json, report.md, report.html, AutoAttack's state
+
+An evaluation of a bare checkpoint file (no run around it) goes to CKPT_DIR/eval_<checkpoint name>/.
 
 Every file is replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file and a killed trainer leaves the last complete epoch behind.
@@ -278,10 +281,30 @@ class RunDir:
         return data
 
     # -- evaluation reports --
+    def eval_dir(self, name: str) -> "EvalDir":
+        """RUN/eval/<name> (refused when a link takes it outside the run)."""
+        return EvalDir(self.file(EVAL, name))
+
+    def eval_report_file(self, name: str, file: str) -> Path:
+        """RUN/eval/<name>/<file> for a report file (EvalDir.REPORT_TYPES), refused when a link leads out."""
+        if file not in EvalDir.REPORT_TYPES:
+            raise ValueError(f"'{file[:60]}' is not a report file; accepted: {', '.join(EvalDir.REPORT_TYPES)}")
+        return self.file(EVAL, name, file)
+
+    def has_evaluations(self) -> bool:
+        return (self.path / EVAL).is_dir()
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> "RunDir | None":
+        """The run a checkpoint file belongs to (RUN/checkpoints/epoch_NNNN.pt), or None for a bare file."""
+        path = Path(checkpoint)
+        run = cls(path.parent.parent)
+        return run if path.parent.name == "checkpoints" and run.exists() else None
+
     def eval_stamp(self) -> tuple:
         """(name, mtime, size) of every RUN/eval/<name>/eval.json: changes whenever a report does."""
         out = []
-        for path in sorted((self.path / "eval").glob("*/eval.json")):
+        for path in sorted((self.path / EVAL).glob(f"*/{EvalDir.RESULTS}")):
             try:
                 st = path.stat()
             except OSError:
@@ -293,16 +316,68 @@ class RunDir:
         """(name, report, problem) for every RUN/eval/<name>/eval.json; a report that cannot be read
         comes with report None and the reason."""
         out = []
-        for path in sorted((self.path / "eval").glob("*/eval.json")):
+        for path in sorted((self.path / EVAL).glob(f"*/{EvalDir.RESULTS}")):
             name = path.parent.name
             try:
-                report = self._json("eval", name, "eval.json")
+                report = self._json(EVAL, name, EvalDir.RESULTS)
                 if not isinstance(report, dict):
                     raise RunFolderError(f"eval/{name}/eval.json holds {_kind(report)}; expected a JSON object")
                 out.append((name, report, None))
             except (RunFolderError, OSError) as err:
                 out.append((name, None, str(err)))
         return out
+
+
+EVAL = "eval"
+
+
+class EvalDir:
+    """One evaluation's folder: its results (eval.json, rewritten after every finished attack), its
+    reports (report.md, report.html) and AutoAttack's resumable state."""
+
+    RESULTS = "eval.json"
+    REPORTS = {"markdown": "report.md", "html": "report.html"}
+    REPORT_TYPES = {"report.md": "text/markdown; charset=utf-8", "report.html": "text/html; charset=utf-8"}
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def default_for(cls, checkpoint: str | Path) -> "EvalDir":
+        """RUN/eval/epoch_NNNN for a run's checkpoint, CKPT_DIR/eval_<name> for a bare file."""
+        checkpoint = Path(checkpoint)
+        run = RunDir.of_checkpoint(checkpoint)
+        return run.eval_dir(checkpoint.stem) if run is not None else cls(checkpoint.parent / f"eval_{checkpoint.stem}")
+
+    @classmethod
+    def holding(cls, path: str | Path) -> "EvalDir | None":
+        """The evaluation a path names: its eval.json file or its folder; None when it is neither."""
+        path = Path(path)
+        if path.is_file() and path.name == cls.RESULTS:
+            return cls(path.parent)
+        return cls(path) if (path / cls.RESULTS).is_file() else None
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / self.RESULTS
+
+    def results(self) -> dict[str, Any] | None:
+        """The results so far, or None when there are none (or they cannot be read: they are recomputed)."""
+        try:
+            data = json.loads(self.results_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_results(self, result: dict[str, Any]) -> None:
+        write_json(self.results_path, result, indent=None)
+
+    def report_paths(self) -> dict[str, Path]:
+        return {kind: self.path / name for kind, name in self.REPORTS.items()}
+
+    def state_dir(self) -> Path:
+        """Where a resumable attack (AutoAttack) keeps its state."""
+        return self.path
 
 
 def _kind(value: Any) -> str:

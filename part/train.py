@@ -310,7 +310,7 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
     start = _restore(trainer) if resume else 0
     probe_inputs = None
     if main:
-        if start == 0 or not (run.path / "probes" / "inputs.pt").exists():
+        if start == 0 or not run.has_probe_inputs():
             run.save_probe_inputs(trainer.probe_inputs())
         probe_inputs = run.load_probe_inputs()
     status = Status(run, cfg.epochs, start, enabled=main)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from part.commands import eval_argv, train_argv
 from part.config import preset
-from part.eval_job import LABELS
+from part.defenses import method_label
 from part.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
 from part.runs import RunDir
 
@@ -42,12 +42,14 @@ def manifest() -> dict:
     data = json.loads((ROOT / MANIFEST).read_text())
     data["runs"] = {r["run"]: r for r in data["runs"]}
     data["parity"] = {r["run"]: r for r in data.get("parity", [])}
+    data["testbed"] = {r["run"]: r for r in data.get("testbed", [])}
+    data["vit"] = {r["run"]: r for r in data.get("vit", [])}
     return data
 
 
 def every_run(m: dict) -> dict:
-    """The runs of the main tables and the precision-parity runs, by name."""
-    return {**m["runs"], **m["parity"]}
+    """The runs of the main tables, the precision-parity runs, the testbed's and the ViT's, by name."""
+    return {**m["runs"], **m["parity"], **m["testbed"], **m["vit"]}
 
 
 def train_command(r: dict) -> list[str]:
@@ -57,13 +59,27 @@ def train_command(r: dict) -> list[str]:
 
 def eval_commands(r: dict, aa_images: int) -> list[list[str]]:
     """PGD-20 and MMA on the whole test set; AutoAttack and corruptions on the first `aa_images` of the
-    fixed test subset (the same images for every model); the checks with the paired model as surrogate."""
-    run, epoch = CHECKPOINTS / r["run"], f"epoch_{preset(r['preset']).epochs:04d}"
-    surrogate = CHECKPOINTS / r["surrogate"] / "checkpoints" / f"{epoch}.pt"
-    return [eval_argv(run, attacks="clean,pgd20,mma", n=0, out=run / "eval" / f"full_{epoch}", part=[PART]),
-            eval_argv(run, attacks="clean,aa,corruptions", n=aa_images, part=[PART]),
-            eval_argv(run, attacks="checks", n=aa_images, surrogate=surrogate, out=run / "eval" / f"checks_{epoch}",
-                      part=[PART])]
+    fixed test subset (the same images for every model); the checks with the paired model as surrogate.
+
+    A run's "eval" entry may change that: `aa_images`, `mma_images` (MMA on that many, 0: all),
+    `checks_images`, `corruptions` (false: none), `alignment` (true: the CAM's energy on the object over the
+    whole test set).
+    """
+    opts = {"aa_images": aa_images, "mma_images": 0, "corruptions": True, "alignment": False, **r.get("eval", {})}
+    opts.setdefault("checks_images", opts["aa_images"])
+    last = preset(r["preset"]).epochs
+    run = RunDir(CHECKPOINTS / r["run"])
+    epoch = run.checkpoint_path(last).stem
+    surrogate = RunDir(CHECKPOINTS / r["surrogate"]).checkpoint_path(last)
+    full = ["clean", "pgd20"] + ([] if opts["mma_images"] else ["mma"]) + (["alignment"] if opts["alignment"] else [])
+    cmds = [eval_argv(run.path, attacks=",".join(full), n=0, out=run.eval_dir(f"full_{epoch}").path, part=[PART])]
+    if opts["mma_images"]:
+        cmds.append(eval_argv(run.path, attacks="clean,mma", n=opts["mma_images"],
+                              out=run.eval_dir(f"mma_{epoch}").path, part=[PART]))
+    subset = ["clean", "aa"] + (["corruptions"] if opts["corruptions"] else [])
+    return cmds + [eval_argv(run.path, attacks=",".join(subset), n=opts["aa_images"], part=[PART]),
+                   eval_argv(run.path, attacks="checks", n=opts["checks_images"], surrogate=surrogate,
+                             out=run.eval_dir(f"checks_{epoch}").path, part=[PART])]
 
 
 def completed(run: str) -> bool:
@@ -113,10 +129,14 @@ def evaluate(names: list[str], n_jobs: int) -> int:
 
 def commands() -> str:
     m = manifest()
-    train_lines = [shlex.join(train_command(r)) for r in m["runs"].values()]
-    eval_lines = [shlex.join(c) for r in m["runs"].values() for c in eval_commands(r, m["aa_images"])]
+    return _commands(m, m["runs"])
+
+
+def _commands(m: dict, runs: dict) -> str:
+    train_lines = [shlex.join(train_command(r)) for r in runs.values()]
+    eval_lines = [shlex.join(c) for r in runs.values() for c in eval_commands(r, m["aa_images"])]
     older = {}
-    for r in m["runs"].values():
+    for r in runs.values():
         if r.get("commit"):
             older.setdefault(r["commit"], []).append(r["run"])
     notes = [f"# {', '.join(runs)}: trained at commit {c} (`git checkout {c}` first for the same weights; "
@@ -132,7 +152,7 @@ def commands() -> str:
 def _baselines(results: list[dict]) -> str:
     """'PART=AT,PART (shuffled)=AT,...': every PART variant against its defense without reweighting."""
     present = {r["label"] for r in results}
-    pairs = {r["label"]: LABELS[(r["defense"], False)] for r in results if r.get("part")}
+    pairs = {r["label"]: method_label(r["defense"], False) for r in results if r.get("part")}
     return ",".join(f"{k}={v}" for k, v in pairs.items() if v in present)
 
 
@@ -154,23 +174,31 @@ def _checks(result: dict) -> str:
     return f"{sum(v is True for v in verdicts)}/{len(verdicts)} pass"
 
 
-def per_run_table(results: list[dict], names: dict[str, str]) -> str:
+def _alignment(result: dict) -> str:
+    rec = result["attacks"].get("alignment") or {}
+    return "–" if rec.get("energy") is None else f"{rec['energy']:.3f} (object {rec['object_fraction']:.3f})"
+
+
+def per_run_table(results: list[dict], names: dict[str, str], alignment: bool = False) -> str:
     header = ["Run", "Method", "Seed", "Natural", "PGD-20", "MMA", "AA", "Corruptions", "Checks"]
     rows = [[names[r["checkpoint_sha256"]], r["label"], str(r.get("train_seed")), _pct(r, "clean"), _pct(r, "pgd20"),
              _pct(r, "mma"), _pct(r, "aa"), _pct(r, "corruptions"), _checks(r)] for r in results]
+    if alignment:
+        header.append("CAM energy on the object")
+        for row, r in zip(rows, results):
+            row.append(_alignment(r))
     return markdown((header, rows))
 
 
-def baseline_pairs(m: dict) -> list[tuple[str, str]]:
+def baseline_pairs(runs: dict) -> list[tuple[str, str]]:
     """Each PART run and the baseline it was checked against (same seed; the controls against AT seed 0)."""
-    runs = m["runs"]
     return [(n, r["surrogate"]) for n, r in runs.items()
             if preset(r["preset"]).part and not preset(runs[r["surrogate"]]["preset"]).part]
 
 
-def control_pairs(m: dict) -> list[tuple[str, str]]:
+def control_pairs(runs: dict) -> list[tuple[str, str]]:
     """Each control (a PART run with another recipe) and the plain PART run of its preset and seed."""
-    runs = m["runs"].values()
+    runs = runs.values()
     plain = {(r["preset"], r["seed"]): r["run"] for r in runs if not r.get("set")}
     return [(r["run"], plain[(r["preset"], r["seed"])]) for r in runs
             if r.get("set") and (r["preset"], r["seed"]) in plain]
@@ -199,7 +227,7 @@ def difference_table(pairs: list[tuple[str, str]], by_run: dict[str, dict], head
     return markdown((header + ["Natural", "PGD-20", "MMA", "AA", "Corruptions"], rows))
 
 
-def timing(m: dict, names: list[str]) -> str:
+def timing(runs: dict, names: list[str]) -> str:
     """Training seconds per run (epochs + mask refreshes, not the per-epoch monitoring evaluation), and
     PART over its baseline for each pair trained side by side."""
     rows, seconds, part = [], {}, {}
@@ -218,7 +246,7 @@ def timing(m: dict, names: list[str]) -> str:
               "Total (s)"]
     ratios = [["PART run", "Baseline run", "Ratio, whole run", "Ratio, epochs after burn-in"]]
     for name in names:
-        r = m["runs"][name]
+        r = runs[name]
         base = r["surrogate"]
         if name in seconds and base in seconds and part[name] and not part[base] and not r.get("set"):
             (b1, b2), (p1, p2) = seconds[base], seconds[name]
@@ -226,27 +254,33 @@ def timing(m: dict, names: list[str]) -> str:
     return markdown((header, rows)) + "\n" + markdown((ratios[0], ratios[1:]))
 
 
-def measured(only: list[str] | None = None) -> str:
-    """The measured block of docs/results.md, from every evaluated run on disk (or only those named)."""
+def measured(only: list[str] | None = None, group: str = "runs") -> str:
+    """The measured block of docs/results.md for the manifest's `group` ("runs", "testbed", "vit"), from every
+    evaluated run on disk (or only those named)."""
     m = manifest()
-    evaluated = [n for n in m["runs"] if (ROOT / CHECKPOINTS / n / "eval").is_dir() and (only is None or n in only)]
+    runs = m[group]
+    evaluated = [n for n in runs if RunDir(ROOT / CHECKPOINTS / n).has_evaluations() and (only is None or n in only)]
+    if not evaluated:
+        return "No run is evaluated yet.\n"
     results = load_results([ROOT / CHECKPOINTS / n for n in evaluated])
     names = {r["checkpoint_sha256"]: Path(r["run"]).name for r in results}
     by_run = {names[r["checkpoint_sha256"]]: r for r in results}
-    missing = [n for n in m["runs"] if n not in evaluated]
+    missing = [n for n in runs if n not in evaluated]
+    testbed = group != "runs"  # their own sections: alignment per run, no corruption tables
     eps = ", ".join(sorted({str(r.get("eps_text")) for r in results}))
     parts = [f"L-inf eps = {eps}; {images_line(results)}.\n\n",
              "### Table 1: accuracy (%), mean ± std over seeds, (difference to the baseline)\n\n",
              table1(results, _baselines(results)),
-             "\n### Every run\n\n", per_run_table(results, names),
+             "\n### Every run\n\n", per_run_table(results, names, alignment=testbed),
              "\n### PART minus its baseline, run by run (percentage points; exact McNemar p on the same images)\n\n",
-             difference_table(baseline_pairs(m), by_run, ["PART run", "Baseline run"]),
+             difference_table(baseline_pairs(runs), by_run, ["PART run", "Baseline run"]),
              "\n### Controls minus PART, same defense and seed (percentage points; exact McNemar p)\n\n",
-             difference_table(control_pairs(m), by_run, ["Control run", "PART run"]),
-             "\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
-             "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None),
-             "\n### Training time\n\n", timing(m, evaluated),
-             "\n### Commands\n\n```bash\n", commands(), "```\n"]
+             difference_table(control_pairs(runs), by_run, ["Control run", "PART run"])]
+    if not testbed:
+        parts += ["\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
+                  "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None)]
+    parts += ["\n### Training time\n\n", timing(runs, evaluated),
+              "\n### Commands\n\n```bash\n", _commands(m, runs), "```\n"]
     if missing:
         parts.insert(0, f"Not measured yet: {', '.join(missing)}.\n\n")
     return "".join(parts)
@@ -275,8 +309,8 @@ def parity() -> str:
     """The precision-parity block of docs/results.md, from the parity runs and the runs they repeat."""
     m = manifest()
     pairs = parity_pairs(m)
-    names = [n for pair in pairs for n in pair if (ROOT / CHECKPOINTS / n / "eval").is_dir()]
-    seeds = [p for p in seed_pairs(m, pairs) if (ROOT / CHECKPOINTS / p[1] / "eval").is_dir()]
+    names = [n for pair in pairs for n in pair if RunDir(ROOT / CHECKPOINTS / n).has_evaluations()]
+    seeds = [p for p in seed_pairs(m, pairs) if RunDir(ROOT / CHECKPOINTS / p[1]).has_evaluations()]
     names += [b for _, b in seeds if b not in names]
     if not names:
         return "No parity run is evaluated yet.\n"

@@ -105,10 +105,10 @@ def test_the_manifest_turns_into_the_commands_that_made_each_run():
     with pytest.raises(SystemExit):
         reproduce.main(["eval", "no-such-run"])
     m = reproduce.manifest()
-    assert reproduce.control_pairs(m) == [("fmnist-part-shuffled-s0", "fmnist-part-s0"),
+    assert reproduce.control_pairs(m["runs"]) == [("fmnist-part-shuffled-s0", "fmnist-part-s0"),
                                           ("fmnist-part-uniform-mean-s0", "fmnist-part-s0")]
-    assert ("fmnist-part-m-s0", "fmnist-mart-s0") in reproduce.baseline_pairs(m)
-    assert all(not base.startswith("fmnist-part") for _, base in reproduce.baseline_pairs(m))
+    assert ("fmnist-part-m-s0", "fmnist-mart-s0") in reproduce.baseline_pairs(m["runs"])
+    assert all(not base.startswith("fmnist-part") for _, base in reproduce.baseline_pairs(m["runs"]))
 
 
 def test_reproduce_skips_finished_runs_resumes_stopped_ones_and_waits_for_surrogates(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from backend import evaluations, wins
 from backend.deps import Services, services
 from backend.schemas import EvaluationsResponse, WinsResponse
+from part.runs import EvalDir
 
 router = APIRouter(tags=["evaluations"])
 RUN_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -45,7 +46,7 @@ def get_wins(run_a: RunQ, run_b: RunQ,
             responses={200: {"content": {"text/markdown": {}, "text/html": {}}}})
 def get_report_file(run_id: Annotated[str, Path(json_schema_extra={"pattern": RUN_PATTERN})],
                     name: Annotated[str, Path(json_schema_extra={"pattern": RUN_PATTERN})],
-                    file: Annotated[str, Path(json_schema_extra={"enum": list(evaluations.REPORT_FILES)})],
+                    file: Annotated[str, Path(json_schema_extra={"enum": list(EvalDir.REPORT_TYPES)})],
                     svc: Services = Depends(services)):
     body, media = evaluations.report_file(svc.registry, run_id, name, file)
     disposition = "inline" if file.endswith(".html") else "attachment"

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from frontend import charts, compare_charts, compare_grid, ui
-from frontend.choices import CAM_METHODS, method_label
+from frontend import catalogue, charts, compare_charts, compare_grid, ui
 
 MAX_COLUMNS = 10
 OWN = "each run's own"
@@ -50,7 +49,8 @@ def controls(runs: list[dict]) -> tuple[list[str], ui.ImageChoice | None, str, t
     if not chosen:
         return [], None, OWN, None, 20.0
     choice = ui.image_picker(by_id[chosen[0]], key="cmp-img")
-    method = st.selectbox("CAM method", [OWN] + CAM_METHODS, key="cmp-method",
+    offered = catalogue.cam_methods(*(by_id[r].get("model") for r in chosen))
+    method = st.selectbox("CAM method", [OWN] + offered, key="cmp-method",
                           help="Each run's own method reads the stored per-epoch probes (fast); "
                                "another method is computed from every checkpoint")
     pair = None
@@ -72,7 +72,7 @@ def grid_rows(result: dict, details: dict[str, dict]) -> list[dict]:
         run = details[run_id]
         part = run.get("part")
         burn = run["config"].get("burn_in_epochs", 0) if part else 0
-        label = method_label(run.get("defense"), part)
+        label = ui.method_label(run)
         rows.append({"id": run_id, "title": label,
                      "note": f"burn-in: epoch{'s 1-' if burn > 1 else ' '}{burn}" if burn else "",
                      "phases": {e: ("burn-in", False) if e <= burn else (label, bool(part)) for e in result["epochs"]}})
@@ -152,7 +152,7 @@ def player(result: dict) -> None:
 def agreement(result: dict, details: dict[str, dict]) -> None:
     diff = result.get("difference")
     names = (diff["run_a"], diff["run_b"]) if diff else None
-    methods = {r: method_label(details[r].get("defense"), details[r].get("part")) for r in result["runs"]}
+    methods = {r: ui.method_label(details[r]) for r in result["runs"]}
     burn_in = {r: d["config"].get("burn_in_epochs", 0) for r, d in details.items() if d.get("part")}
     st.plotly_chart(compare_charts.agreement_curves(result["epochs"], energies(result), pair_numbers(diff),
                                                     methods=methods, names=names, burn_in=burn_in),
@@ -162,8 +162,8 @@ def agreement(result: dict, details: dict[str, dict]) -> None:
 
 
 def curves(details: dict[str, dict], marked: int) -> None:
-    series = [{"run": rid, "method": method_label(d.get("defense"), d.get("part")),
-               "label": f"{method_label(d.get('defense'), d.get('part'))} · {rid}", "metrics": d["metrics"]}
+    series = [{"run": rid, "method": ui.method_label(d),
+               "label": f"{ui.method_label(d)} · {rid}", "metrics": d["metrics"]}
               for rid, d in details.items()]
     burn_in = {rid: d["config"].get("burn_in_epochs", 0) for rid, d in details.items() if d.get("part")}
     st.plotly_chart(charts.epoch_curves(series, burn_in=burn_in, marked_epoch=marked), key="cmp-curves")
@@ -174,7 +174,7 @@ def curves(details: dict[str, dict], marked: int) -> None:
 
 
 def tradeoff(runs: list[dict]) -> None:
-    points = [{"run": r["id"], "method": method_label(r.get("defense"), r.get("part")),
+    points = [{"run": r["id"], "method": ui.method_label(r),
                "clean": r["latest"]["test_clean_acc"], "robust": r["latest"]["test_pgd_acc"],
                "epoch": r["latest"].get("epoch"), "attack": r["latest"].get("eval_attack", "pgd")}
               for r in runs if r.get("latest") and r["latest"].get("test_pgd_acc") is not None]
@@ -212,7 +212,11 @@ def page() -> None:
     summary(result)
     st.caption(f"{choice.caption} · CAM: {method} · ✓/✗: prediction vs label · % on object: share of the CAM's "
                "mass on the object")
-    st.html(compare_grid.table(result, grid_rows(result, details), size, choice.label))
+    outline = result["object_mask"].get("outline_png")
+    show = st.toggle("Object outline", value=True, key="cmp-outline", disabled=outline is None,
+                     help="The object's edge (" + result["object_mask"]["message"].split(";")[0] + ") over every map")
+    st.html(compare_grid.table(result, grid_rows(result, details), size, choice.label,
+                               outline=outline if show else None))
     st.html(compare_grid.colour_bars(result["difference"]["scale"] if result.get("difference") else None))
     exports(fields, choice.upload, pair)
     if result.get("difference"):

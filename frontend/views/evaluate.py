@@ -8,8 +8,7 @@ import re
 
 import streamlit as st
 
-from frontend import job_panel, reports, ui
-from frontend.choices import EVAL_ATTACKS
+from frontend import catalogue, job_panel, reports, ui
 
 DEFAULT_ATTACKS = ["clean", "pgd20", "mma"]
 OWN_MAPS = "the evaluated run (its own)"
@@ -34,7 +33,7 @@ def new_evaluation(runs: list[dict]) -> None:
                          help="Checkpoint to evaluate")
     with st.form("eval-form"):
         c3, c4 = st.columns([3, 1])
-        attacks = c3.multiselect("Attacks", EVAL_ATTACKS, DEFAULT_ATTACKS, key="ev-attacks",
+        attacks = c3.multiselect("Attacks", catalogue.eval_attacks(), DEFAULT_ATTACKS, key="ev-attacks",
                                  help="pgd20: PGD-20 at the dataset's eps; aa: AutoAttack (slow on a CPU); "
                                       "corruptions: 19 types x 5 severities; checks: gradient-masking checklist")
         n = c4.number_input("Test images", 0, 100_000, 500, key="ev-n", help="0: the whole test set")

@@ -11,9 +11,9 @@ import re
 import plotly.graph_objects as go
 import streamlit as st
 
-from frontend import charts, images, ui
+from frontend import catalogue, charts, images, ui
 from frontend.attack_view import attack_tab
-from frontend.choices import CAM_METHODS, RECIPE_HELP, RECIPES, as_255, eps_text, method_label
+from frontend.catalogue import as_255, eps_text
 
 DEFAULT_METHODS = ["gradcam", "layercam"]
 PER_ROW = 6  # overlays per row: nine methods and the ensemble stay large enough to see
@@ -23,7 +23,7 @@ def members(name: str) -> list[str]:
     """The methods of 'ensemble(gradcam+gradcam+++xgradcam)' (names may hold '+'), or [name] for one method."""
     if not (name.startswith("ensemble(") and name.endswith(")")):
         return [name]
-    known = "|".join(re.escape(m) for m in sorted(CAM_METHODS, key=len, reverse=True))
+    known = "|".join(re.escape(m) for m in sorted(catalogue.cam_methods(), key=len, reverse=True))
     return re.findall(rf"(?:^|(?<=\+))({known})(?=\+|$)", name[9:-1]) or name[9:-1].split("+")
 
 
@@ -38,7 +38,8 @@ def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
     epoch = st.select_slider("Epoch", run["epochs"], value=run["epochs"][-1], key=f"ex-epoch-{rid}",
                              help="Checkpoint to explain; burn-in epochs are plain AT")
     own = list(config.get("cam_methods") or ["gradcam"])
-    methods = st.multiselect("CAM methods", CAM_METHODS, default=list(dict.fromkeys(own + DEFAULT_METHODS)),
+    offered = catalogue.cam_methods(run.get("model"))
+    methods = st.multiselect("CAM methods", offered, default=list(dict.fromkeys(own + DEFAULT_METHODS)),
                              key=f"ex-methods-{rid}", help=f"The run trained with {', '.join(own)}")
     ensemble = st.toggle("Ensemble of the methods", value=len(methods) > 1, key=f"ex-ens-{rid}",
                          disabled=len(methods) < 2, help="Equal-weight average of the normalised CAMs")
@@ -52,16 +53,16 @@ def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
                           help="An upload has no label: its CAMs explain the predicted class")
         st.caption("An upload has no true label: the prediction is explained.")
     st.divider()
-    recipes = list(RECIPES)
-    recipe = st.selectbox("Mask recipe", recipes, index=recipes.index(config.get("recipe", "paper")),
-                          key=f"ex-recipe-{rid}", format_func=lambda r: f"{r}: {RECIPE_HELP[r]}")
+    recipes = catalogue.recipes()
+    recipe = st.selectbox("Mask recipe", list(recipes), index=list(recipes).index(config.get("recipe", "paper")),
+                          key=f"ex-recipe-{rid}", format_func=lambda r: f"{r}: {recipes[r]['help']}")
     c1, c2 = st.columns(2)
     eps = c1.text_input("eps", eps_text(config.get("eps", 0.1)), key=f"ex-eps-{rid}", help="full budget: 0.1 or 8/255")
     eps_low = c2.text_input("eps_low", eps_text(config.get("eps_low", 0.0875)), key=f"ex-epslow-{rid}",
                             help="budget of unimportant pixels")
     fields = {"run": rid, "epoch": epoch, "methods": ",".join(methods), "ensemble": ensemble and len(methods) > 1,
               "target": target, "recipe": recipe, "eps": eps.strip(), "eps_low": eps_low.strip()}
-    options = RECIPES[recipe]
+    options = recipes[recipe]["options"]
     if "threshold" in options:
         fields["threshold"] = st.slider("threshold (w = cam / mean cam)", 0.0, 3.0,
                                         float(config.get("threshold", 1.0)), 0.05, key=f"ex-thr-{rid}")
@@ -305,7 +306,7 @@ def page() -> None:
         st.divider()
         fields = cam_settings(run, config, has_label=choice is None or choice.upload is None)
     st.title("Explore")
-    st.caption(f"**{run['id']}** ({method_label(run.get('defense'), run.get('part'))}, {run.get('dataset')}, "
+    st.caption(f"**{run['id']}** ({ui.method_label(run)}, {run.get('dataset')}, "
                f"{run.get('model')}) · epoch {fields['epoch']} · {choice.caption if choice else 'no image yet'}")
     if choice is None:
         st.info("Upload an image in the sidebar (or pick a probe image) to see its heatmaps.",

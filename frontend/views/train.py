@@ -7,9 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from frontend import job_panel, ui
-from frontend.choices import (CAM_METHODS, DEFENSES, MODELS, PRESETS, RECIPE_HELP, RECIPES, eps_text,
-                              method_label)
+from frontend import catalogue, job_panel, ui
+from frontend.catalogue import eps_text
 
 DEMO = dict(epochs=2, burn_in_epochs=1, subset=2000, eval_n=500)  # about a minute per epoch on a laptop CPU
 SCALES = {"demo": "CPU demo (2 epochs, 2000 images)", "preset": "the preset as published"}
@@ -28,7 +27,7 @@ def number(text: str) -> float:
 
 
 def seeded(preset: str, scale: str) -> dict[str, Any]:
-    values = dict(PRESETS[preset])
+    values = dict(catalogue.presets()[preset]["config"])
     return values | DEMO if scale == "demo" else values
 
 
@@ -36,6 +35,7 @@ def train_form(preset: str, scale: str, datasets: list[dict],
                max_nproc: int = 1) -> tuple[dict, str, int] | None:
     """The form; on submit, (overrides that differ from the preset, run name, training processes)."""
     v, k = seeded(preset, scale), f"{preset}-{scale}"
+    models, defenses, recipes = catalogue.models(), catalogue.defenses(), catalogue.recipes()
     names = [d["name"] for d in datasets] or [v["dataset"]]
     ready = {d["name"]: d["available"] for d in datasets}
     with st.form(f"train-form-{k}"):
@@ -44,15 +44,15 @@ def train_form(preset: str, scale: str, datasets: list[dict],
         dataset = c2.selectbox("Dataset", names, index=names.index(v["dataset"]) if v["dataset"] in names else 0,
                                key=f"tr-ds-{k}", help="Datasets whose files the backend lacks are marked",
                                format_func=lambda n: n if ready.get(n, True) else f"{n} (files missing)")
-        model = c3.selectbox("Model", MODELS, index=MODELS.index(v["model"]), key=f"tr-model-{k}")
-        defense = c4.selectbox("Defense", list(DEFENSES), index=list(DEFENSES).index(v["defense"]),
-                               format_func=DEFENSES.get, key=f"tr-def-{k}")
+        model = c3.selectbox("Model", models, index=models.index(v["model"]), key=f"tr-model-{k}")
+        defense = c4.selectbox("Defense", list(defenses), index=list(defenses).index(v["defense"]),
+                               format_func=defenses.get, key=f"tr-def-{k}")
         c1, c2, c3, c4 = st.columns(4)
         part = c1.toggle("PART (pixel reweighting)", v["part"], key=f"tr-part-{k}")
-        methods = c2.multiselect("CAM method(s)", CAM_METHODS, v["cam_methods"], key=f"tr-cam-{k}",
+        methods = c2.multiselect("CAM method(s)", catalogue.cam_methods(), v["cam_methods"], key=f"tr-cam-{k}",
                                  help="Several methods are combined into an equal-weight ensemble")
-        recipe = c3.selectbox("Mask recipe", list(RECIPES), index=list(RECIPES).index(v["recipe"]),
-                              key=f"tr-recipe-{k}", help="; ".join(f"{r}: {h}" for r, h in RECIPE_HELP.items()))
+        recipe = c3.selectbox("Mask recipe", list(recipes), index=list(recipes).index(v["recipe"]),
+                              key=f"tr-recipe-{k}", help="; ".join(f"{r}: {h['help']}" for r, h in recipes.items()))
         seed = c4.number_input("Seed", 0, 2**31 - 1, v["seed"], key=f"tr-seed-{k}")
         c1, c2, c3, c4 = st.columns(4)
         eps = c1.text_input("eps", eps_text(v["eps"]), key=f"tr-eps-{k}", help="e.g. 0.1 or 8/255")
@@ -81,7 +81,7 @@ def train_form(preset: str, scale: str, datasets: list[dict],
     except (ValueError, ZeroDivisionError):
         st.error(f"eps '{eps}' or eps_low '{eps_low}' is not a number; accepted: 0.1, 8/255, 1e-2")
         return None
-    base = {**dict.fromkeys(SCHEDULES, ""), **PRESETS[preset]}
+    base = {**dict.fromkeys(SCHEDULES, ""), **catalogue.presets()[preset]["config"]}
     return {key: value for key, value in form.items() if value != base.get(key)}, name.strip(), int(nproc)
 
 
@@ -104,9 +104,9 @@ def launch(preset: str, overrides: dict, name: str, nproc: int) -> None:
 def new_run(health: dict) -> None:
     st.subheader("New training run")
     c1, c2 = st.columns([1, 2])
-    preset = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("fmnist-part"), key="tr-preset",
-                          format_func=lambda p: f"{p} ({method_label(PRESETS[p]['defense'], PRESETS[p]['part'])}, "
-                                                f"{PRESETS[p]['dataset']})")
+    presets = catalogue.presets()
+    preset = c1.selectbox("Preset", list(presets), index=list(presets).index("fmnist-part"), key="tr-preset",
+                          format_func=lambda p: f"{p} ({presets[p]['label']}, {presets[p]['config']['dataset']})")
     cpu = health.get("device", "cpu") == "cpu"
     scale = c2.radio("Size", list(SCALES), index=0 if cpu else 1, format_func=SCALES.get, horizontal=True,
                      key="tr-scale", help=f"The backend runs on {health.get('device')}")

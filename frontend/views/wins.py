@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image
 
 from frontend import eval_charts, images, reports, ui
-from frontend.choices import as_255
+from frontend.catalogue import as_255
 
 NEWEST = "newest"
 PAGE_SIZES = (4, 8, 12)

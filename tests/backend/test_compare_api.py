@@ -147,3 +147,31 @@ def test_the_figure_exports_as_png_and_pdf(client):
     assert bad.status_code == 422 and "png" in bad.json()["detail"] and "pdf" in bad.json()["detail"]
     empty = client.post("/api/compare/figure", data={**base, "epochs": "7"})
     assert empty.status_code == 404 and "nothing to draw" in empty.json()["detail"]
+
+
+def test_clutter_runs_take_the_object_mask_from_the_dataset_and_outline_it(checkpoints):
+    """On the cluttered testbed the mask is the placed garment (not bright pixels: the clutter is bright
+    too); probes and indexed samples have it, an upload does not, and the grid gets its outline."""
+    from tests.backend.conftest import TINY, make_client, png, shirt
+    from part.alignment import energy_on_object
+    from part.config import preset
+    from part.data import load_dataset, object_masks
+    from part.train import train
+
+    train(preset("fmnist-clutter-part", burn_in_epochs=1, **{**TINY, "epochs": 1}), checkpoints / "clutter-tiny")
+    run = RunDir(checkpoints / "clutter-tiny")
+    index = run.load_probe_inputs()["index"][2:3]
+    mask = object_masks(load_dataset("fashion-mnist-clutter", "test"), index)
+    with make_client(checkpoints) as c:
+        body = c.post("/api/compare", data={"runs": "clutter-tiny", "probe": "2"}).json()
+        known = body["object_mask"]
+        assert known["known"] and known["outline_png"].startswith("data:image/png;base64,")
+        assert abs(known["fraction"] - float(mask.float().mean())) < 1e-3 and "placed" in known["message"]
+        cam = run.load_probes(1)["cam"][2:3].float()
+        assert abs(body["cells"][0]["energy_on_object"] - float(energy_on_object(cam, mask)[0])) < 1e-3
+        by_index = c.post("/api/compare", data={"runs": "clutter-tiny", "index": str(int(index[0]))}).json()
+        assert by_index["object_mask"]["fraction"] == known["fraction"]
+        upload = c.post("/api/compare", data={"runs": "clutter-tiny"},
+                        files={"file": ("s.png", png(shirt(40)), "image/png")}).json()["object_mask"]
+        assert upload["known"] is False and upload["outline_png"] is None
+        assert "own samples only" in upload["message"]

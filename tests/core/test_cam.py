@@ -6,14 +6,16 @@ import pytest
 import torch
 from torch import nn
 
+from part.attention import ATTENTION_METHODS
 from part.cam import LIBRARY_METHODS, METHODS, NATIVE_METHODS, compute_cam, resolve_layer
 from tests.conftest import grads_of, hook_counts, modes_of
 
-SINGLE = [m for m in METHODS if m != "ensemble"]
+SINGLE = [m for m in METHODS if m != "ensemble" and m not in ATTENTION_METHODS]  # the ViT ones: test_attention.py
 
 
 def test_method_lists():
     assert set(SINGLE) == set(LIBRARY_METHODS)
+    assert set(METHODS) == set(LIBRARY_METHODS) | set(ATTENTION_METHODS) | {"ensemble"}
     assert set(NATIVE_METHODS) == {"gradcam", "gradcam++", "xgradcam", "layercam", "hirescam"}
     assert "ensemble" in METHODS
 

@@ -28,7 +28,11 @@ def test_grid_has_a_cell_per_run_and_epoch_and_a_difference_row_with_numbers(app
     html = grid_html(at)
     body = api.post("/api/compare", data={"runs": RUNS, "probe": 0, "epochs": "1,2", "top_k": 20,
                                           "pair": "fmnist-at-tiny,fmnist-part-tiny"}).json()
-    assert html.count("data:image/png") == 6  # 2 runs x 2 epochs + the difference row's 2
+    assert html.count('tabindex="0"') == 6  # maps: 2 runs x 2 epochs + the difference row's 2
+    outline = body["object_mask"]["outline_png"]
+    assert html.count(f'<img class="edge" src="{outline}"') == 4  # the object's edge over each CAM, on by default
+    at.toggle(key="cmp-outline").set_value(False).run()
+    assert 'class="edge"' not in grid_html(at) and grid_html(at).count('tabindex="0"') == 6
     for cell in body["cells"]:
         pred = cell["prediction"]
         assert f"{pred['class_name']} <span class=\"num\">{100 * pred['confidence']:.0f}%</span>" in html
@@ -49,7 +53,7 @@ def test_epoch_control_and_cell_size_drive_the_grid(app):
     at.select_slider(key="cmp-epochs").set_value((2, 2)).run()
     no_exceptions(at)
     html = grid_html(at)
-    assert html.count("data:image/png") == 3 and 'width="144"' in html  # 2 runs + B - A at epoch 2, medium
+    assert html.count('tabindex="0"') == 3 and 'width="144"' in html  # 2 runs + B - A at epoch 2, medium
     at.select_slider(key="cmp-size").set_value("x-large").run()
     assert 'width="260"' in grid_html(at)
 
