@@ -10,17 +10,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
-from backend import errors
-from backend.access import LocalOnlyWithoutToken
-from backend.datasets import DatasetCache
-from backend.deps import ModelSlots, Services, require_token
-from backend.jobs import JobSupervisor
-from backend.limits import BodyLimit
-from backend.registry import Registry
-from backend.routers import datasets, evaluations, exports, images, jobs, options, runs, theory
-from backend.schemas import Health
+from backend.api import errors
+from backend.api.access import LocalOnlyWithoutToken
+from backend.services.datasets import DatasetCache
+from backend.api.deps import ModelSlots, Services, require_token
+from backend.services.jobs import JobSupervisor
+from backend.api.limits import BodyLimit
+from backend.services.registry import Registry
+from backend.api.routers import datasets, evaluations, exports, images, jobs, options, runs, theory
+from backend.api.schemas import Health
 from backend.settings import Settings, load_settings
-from part.distributed import max_nproc
+from part.training.distributed import max_nproc
 
 MULTIPART_SLACK = 64 * 1024  # form fields and boundaries around the file
 UPLOAD_STATUSES = (415, 503)  # only the image routes decode uploads and compute with models

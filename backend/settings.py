@@ -2,7 +2,7 @@
 
     PART_CHECKPOINTS        run folders (default ./checkpoints); job state lives in <it>/.jobs
     PART_DATA_DIR           a folder with one sub-folder per dataset (data/fashion-mnist, ...);
-                            datasets missing there fall back to part.data's own lookup
+                            datasets missing there fall back to part.data.datasets's own lookup
     PART_DEVICE             auto | cpu | cuda: where the API runs models (default auto)
     PART_HOST, PART_PORT    bind address (default 127.0.0.1:8000)
     PART_TOKEN              bearer token; required for every route but /api/health when set,
@@ -18,58 +18,74 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+# The environment pydantic-settings reads: os.environ, or the mapping load_settings(env=...) was given.
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("part_environment", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        given = _ENVIRONMENT.get()
+        if given is None:
+            return super()._load_env_vars()
+        return {k if self.case_sensitive else k.lower(): v for k, v in given.items()
+                if not (self.env_ignore_empty and v == "")}
 
 LOOPBACK_NAMES = ("localhost",)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    """Read from PART_<FIELD> environment variables by pydantic-settings; `part serve` flags override them."""
+
+    model_config = SettingsConfigDict(env_prefix="PART_", frozen=True, extra="forbid", env_ignore_empty=True)
+
     checkpoints: Path = Path("checkpoints")
     data_dir: Path | None = None
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     host: str = "127.0.0.1"
-    port: int = 8000
-    token: str = field(default="", repr=False)
-    max_upload_bytes: int = 10 * 1024 * 1024
-    max_upload_pixels: int = 25_000_000
-    job_concurrency: int = 1
-    model_concurrency: int = 4
-    model_cache: int = 16
-    torch_threads: int = 0
-    job_poll_s: float = 0.5  # how often the job supervisor looks at processes and the queue
+    port: int = Field(8000, ge=1, le=65535)
+    token: str = Field("", repr=False)
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_upload_pixels: int = Field(25_000_000, ge=1)
+    job_concurrency: int = Field(1, ge=1)
+    model_concurrency: int = Field(4, ge=1)
+    model_cache: int = Field(16, ge=1)
+    torch_threads: int = Field(0, ge=0)
+    job_poll_s: float = Field(0.5, gt=0)  # how often the job supervisor looks at processes and the queue
 
-    @property
-    def jobs_dir(self) -> Path:
-        return self.checkpoints / ".jobs"
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environment(settings_cls)  # flags, then the environment; no .env or secret files
 
-    def validate(self) -> "Settings":
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"PART_DEVICE '{self.device}' is not accepted; accepted: auto, cpu, cuda")
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port {self.port} is out of range; accepted: 1..65535")
-        for name in ("max_upload_bytes", "max_upload_pixels", "job_concurrency", "model_concurrency", "model_cache"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    @model_validator(mode="after")
+    def _reachable_needs_a_token(self) -> "Settings":
         if not self.token and not is_loopback(self.host):
             raise ValueError(f"host {self.host} is reachable from other machines; set PART_TOKEN "
                              "(a bearer token) or bind to 127.0.0.1")
         return self
 
+    @property
+    def jobs_dir(self) -> Path:
+        return self.checkpoints / ".jobs"
+
     def data_roots(self) -> list[Path]:
         """The folders a job may read datasets from: PART_DATA_DIR and the default dataset locations."""
-        from part.data import default_data_roots
+        from part.data.datasets import default_data_roots
 
         roots = ([self.data_dir] if self.data_dir is not None else []) + default_data_roots()
         return list(dict.fromkeys(roots))
 
     def dataset_dir(self, name: str) -> str | None:
-        """The folder for dataset `name` under data_dir, if there is one; else None (part.data decides)."""
+        """The folder for dataset `name` under data_dir, if there is one; else None (part.data.datasets decides)."""
         if self.data_dir is not None and (self.data_dir / name).is_dir():
             return str(self.data_dir / name)
         return None
@@ -86,39 +102,36 @@ def is_loopback(host: str) -> bool:
     return (mapped or address).is_loopback
 
 
-_ENV = {  # environment variable -> (field, parser)
-    "PART_CHECKPOINTS": ("checkpoints", Path),
-    "PART_DATA_DIR": ("data_dir", Path),
-    "PART_DEVICE": ("device", str),
-    "PART_HOST": ("host", str),
-    "PART_PORT": ("port", int),
-    "PART_TOKEN": ("token", str),
-    "PART_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
-    "PART_MAX_UPLOAD_PIXELS": ("max_upload_pixels", int),
-    "PART_JOB_CONCURRENCY": ("job_concurrency", int),
-    "PART_MODEL_CONCURRENCY": ("model_concurrency", int),
-    "PART_MODEL_CACHE": ("model_cache", int),
-    "PART_TORCH_THREADS": ("torch_threads", int),
-}
+def _message(err: ValidationError, from_env: set[str]) -> str:
+    """pydantic's errors in the words of this service: the variable (or flag) and its value, then the rule."""
+    lines = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        if not e["loc"]:
+            lines.append(msg)
+            continue
+        name = str(e["loc"][0])
+        var = f"PART_{name.upper()}" if name in from_env else name
+        lines.append(f"{var}={e['input']!r}: {msg}" if "input" in e else f"{var}: {msg}")
+    return "; ".join(lines)
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment, then explicit overrides (CLI flags); None overrides are ignored."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for var, (name, parse) in _ENV.items():
-        text = env.get(var, "").strip()
-        if text:
-            try:
-                values[name] = parse(text)
-            except ValueError:
-                raise ValueError(f"{var}='{text}' is not a valid {parse.__name__}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(values) - known)
+    """Settings from the environment (os.environ, or the mapping given), then explicit overrides (CLI flags;
+    None is ignored). Folders come back absolute."""
+    known = set(Settings.model_fields)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - known)
     if unknown:
         raise ValueError(f"unknown setting {', '.join(unknown)}; accepted: {', '.join(sorted(known))}")
-    values["checkpoints"] = Path(values.get("checkpoints", "checkpoints")).resolve()
-    if values.get("data_dir") is not None:
-        values["data_dir"] = Path(values["data_dir"]).resolve()
-    return Settings(**values).validate()
+    source = os.environ if env is None else env
+    from_env = {n for n in known if source.get(f"PART_{n.upper()}", "").strip()} - set(given)
+    token = _ENVIRONMENT.set(env)
+    try:
+        settings = Settings(**given)
+    except ValidationError as err:
+        raise ValueError(_message(err, from_env)) from None
+    finally:
+        _ENVIRONMENT.reset(token)
+    folders = {k: getattr(settings, k).resolve() for k in ("checkpoints", "data_dir") if getattr(settings, k)}
+    return settings.model_copy(update=folders)

@@ -30,8 +30,8 @@ from PIL import Image
 
 
 def tiny_run(root: Path) -> str:
-    from part.config import preset
-    from part.train import train
+    from part.training.config import preset
+    from part.training.trainer import train
 
     cfg = preset("fmnist-part", subset=256, epochs=2, burn_in_epochs=1, eval_n=32, attack_steps=1, eval_steps=1,
                  probe_count=4, batch_size=64)
@@ -40,7 +40,7 @@ def tiny_run(root: Path) -> str:
 
 
 def sample_png() -> bytes:
-    from part.data import load_dataset
+    from part.data.datasets import load_dataset
 
     x, _, _ = load_dataset("fashion-mnist", "test")[0]
     buffer = io.BytesIO()
@@ -93,8 +93,8 @@ def time_http(root: Path, run: str, image: bytes, method: str, n: int, threads: 
 
 def time_in_process(root: Path, run: str, image: bytes, method: str, n: int, threads: int) -> list[float]:
     from backend.app import create_app
-    from backend.explain import explain
-    from backend.schemas import ExplainForm
+    from backend.services.explain import explain
+    from backend.api.schemas import ExplainForm
     from backend.settings import load_settings
 
     torch.set_num_threads(threads)

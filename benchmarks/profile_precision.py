@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from part.config import preset
+from part.training.config import preset
 from part.precision import capability
 from part.runs import RunDir
-from part.train import Trainer
+from part.training.trainer import Trainer
 
 AMPS = ("off", "bf16")
 

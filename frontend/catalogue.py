@@ -52,6 +52,22 @@ def eval_attacks() -> list[str]:
     return [a["name"] for a in options()["attacks"]["form"]]
 
 
+def cam_colours() -> list[str]:
+    """The CAM colormap's stops (#rrggbb, 0 to 1): the one matplotlib jet the backend's overlays are drawn with."""
+    return options()["cam_colours"]
+
+
+def cam_scale() -> list[list]:
+    """The CAM colormap as a plotly colorscale."""
+    stops = cam_colours()
+    return [[i / (len(stops) - 1), c] for i, c in enumerate(stops)]
+
+
+def cam_gradient() -> str:
+    """The CAM colormap as a CSS gradient, 0 on the left."""
+    return f"linear-gradient(90deg,{','.join(cam_colours())})"
+
+
 def as_255(value: float) -> str:
     """A budget in /255 units: 0.0314 -> '8/255', 0.1 -> '25.5/255'."""
     steps = value * 255

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-CAM_SCALE = "Jet"  # CAM importance, always 0..1
+from frontend import catalogue
+
 EPS_SCALE = "Viridis"  # per-pixel budget, always 0..eps in /255 units
 MASK_SCALE = [[0.0, "#1b1b1b"], [1.0, "#f5f5f5"]]
 METHOD_COLORS = {"AT": "#1f77b4", "PART": "#d62728", "TRADES": "#2ca02c", "PART-T": "#ff7f0e",
@@ -55,7 +56,7 @@ def eps_map(values: list[list[float]], eps: float, title: str = "eps-map") -> go
 
 
 def heatmap(values: list[list[float]], title: str) -> go.Figure:
-    return pixel_map(values, title=title, scale=CAM_SCALE, zmax=1.0, unit="", colorbar="CAM")
+    return pixel_map(values, title=title, scale=catalogue.cam_scale(), zmax=1.0, unit="", colorbar="CAM")
 
 
 def mask(values: list[list[float]], eps: float, fraction: float) -> go.Figure:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from frontend.charts import CAM_SCALE, FONT, run_colors
+from frontend import catalogue
+from frontend.charts import FONT, run_colors
 
 # matplotlib's RdBu_r, the backend's difference PNGs and Figure 2: blue < 0 < red, white at 0
 DIFF_COLOURS = ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582",
@@ -40,7 +41,7 @@ def difference_player(epochs: list[int], a: dict[int, list], b: dict[int, list],
     first = start if start in shown else shown[-1]
 
     def traces(e: int) -> list[go.Heatmap]:
-        cam = dict(colorscale=CAM_SCALE, zmin=0, zmax=1, hovertemplate="x=%{x}, y=%{y}<br>CAM %{z:.3f}<extra></extra>")
+        cam = dict(colorscale=catalogue.cam_scale(), zmin=0, zmax=1, hovertemplate="x=%{x}, y=%{y}<br>CAM %{z:.3f}<extra></extra>")
         return [go.Heatmap(z=a[e], showscale=False, **cam),
                 go.Heatmap(z=b[e], colorbar=dict(x=0.645, xanchor="left", len=0.85, thickness=10), **cam),
                 go.Heatmap(z=diff[e], colorscale=DIFF_SCALE, zmin=-scale, zmax=scale, zmid=0,

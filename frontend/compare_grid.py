@@ -124,9 +124,9 @@ def table(result: dict, rows: list[dict], size: int, label: int | None, outline:
     return "".join(out)
 
 
-def colour_bars(scale: float | None) -> str:
-    """The two scales of the grid: jet for CAMs (0..1), the diverging one for B - A (+-scale)."""
-    jet = "linear-gradient(90deg,#00007f,#0000ff,#007fff,#00ffff,#7fff7f,#ffff00,#ff7f00,#ff0000,#7f0000)"
+def colour_bars(scale: float | None, cam_gradient: str) -> str:
+    """The two scales of the grid: the CAM colormap (0..1, a CSS gradient), the diverging one for B - A (+-scale)."""
+    jet = cam_gradient
     bars = [f'<div class="cmp-bar"><span style="width:150px">CAM (runs\' rows)</span><span>0</span>'
             f'<span class="g" style="background:{jet}"></span><span>1</span></div>']
     if scale is not None:

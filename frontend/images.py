@@ -1,4 +1,4 @@
-"""Pillow helpers: PNG data URLs from the API to bytes, the jet colour bar, and a mask image."""
+"""Pillow helpers: PNG data URLs from the API to bytes, previews, and a mask image."""
 
 from __future__ import annotations
 
@@ -33,22 +33,6 @@ def preview(data: bytes, side: int = 160) -> tuple[bytes | None, str]:
             return png(thumb), text
     except (OSError, ValueError, Image.DecompressionBombError):
         return None, f"{len(data)} bytes that Pillow cannot read as an image"
-
-
-def jet(t: float) -> tuple[int, int, int]:
-    """The jet colour of t in [0,1] (what the overlays use): blue, cyan, yellow, red."""
-    t = min(max(t, 0.0), 1.0)
-    return tuple(round(255 * min(max(1.5 - abs(4 * t - c), 0.0), 1.0)) for c in (3, 2, 1))
-
-
-def jet_bar(width: int = 512, height: int = 14) -> bytes:
-    """A horizontal jet colour bar, 0 on the left and 1 on the right."""
-    image = Image.new("RGB", (width, height))
-    for x in range(width):
-        colour = jet(x / (width - 1))
-        for y in range(height):
-            image.putpixel((x, y), colour)
-    return png(image)
 
 
 def mask_png(eps_map: list[list[float]], eps: float, scale: int = 8) -> bytes:

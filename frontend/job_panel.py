@@ -94,7 +94,7 @@ def eval_progress_text(job: dict, now: float | None = None) -> str:
     wanted = len(status["done"]) + len(status["pending"])
     parts = [f"{len(status['done'])}/{wanted} attacks done"]
     if job["state"] == "running" and not status["pending"]:
-        parts.append("writing report.md and report.html")
+        parts.append("writing the reports")
     elif job["state"] == "running":
         parts.append(f"running {status['pending'][0]}")
         parts.append(f"ETA {duration(status['eta_s'])}" if status["eta_s"] is not None
@@ -144,7 +144,7 @@ def eval_tiles(job: dict) -> None:
 ACTION_HELP = {
     ("train", "cancel"): "Stop the training process; the run keeps every epoch that finished (its checkpoints), "
                          "and Resume continues from the newest of them",
-    ("eval", "cancel"): "Stop the evaluation; the attacks that already finished stay in the run's eval.json",
+    ("eval", "cancel"): "Stop the evaluation; the attacks that already finished stay in the run's evaluation results",
     ("train", "resume"): "Start the training again in a new process: it continues from the run's newest "
                          "checkpoint, or from the beginning when no epoch finished",
     ("eval", "resume"): "Run the evaluation again into the same folder: the attacks that finished are kept, "

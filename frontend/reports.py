@@ -268,17 +268,16 @@ def report_files(data: dict) -> None:
     if not listed:
         return
     st.subheader("Report files")
-    names = [f"{run}/eval/{item['name']}" for run, item in listed]
+    names = [f"{run} · {item['name']}" for run, item in listed]
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     chosen = names.index(c1.selectbox("Evaluation folder", names, key="ev-report-folder",
-                                      help="The report.md and report.html `part eval` wrote there (the HTML opens "
+                                      help="The markdown and HTML reports `part eval` wrote there (the HTML opens "
                                            "offline); `part report RUN...` writes one over several runs"))
     run, item = listed[chosen]
-    for col, file in zip((c2, c3), ("report.md", "report.html")):
-        if file in item["files"]:
-            col.download_button(file, data=lambda r=run, n=item["name"], f=file: report_bytes(r, n, f),
-                                file_name=f"{run}-{item['name']}-{file}", icon=":material/download:",
-                                mime="text/markdown" if file.endswith(".md") else "text/html",
-                                key=f"ev-dl-{file}", on_click="ignore", width="stretch")
-        else:
-            col.caption(f"no {file} in this folder (`part report` writes one)")
+    for col, file in zip((c2, c3), item["files"]):  # the report files the folder holds, as the API lists them
+        col.download_button(file, data=lambda r=run, n=item["name"], f=file: report_bytes(r, n, f),
+                            file_name=f"{run}-{item['name']}-{file}", icon=":material/download:",
+                            mime="text/markdown" if file.endswith(".md") else "text/html",
+                            key=f"ev-dl-{file}", on_click="ignore", width="stretch")
+    if not item["files"]:
+        c2.caption("no report in this folder (`part report` writes one)")

@@ -8,7 +8,7 @@ position embeddings, the head on the class token.
 Names follow timm: ``patch_embed.proj``, ``cls_token``, ``pos_embed``, ``blocks[i].{norm1, attn, norm2,
 mlp}``, ``norm``, ``head``. Self-attention is written out (no fused kernel) so the softmax probabilities
 [B, heads, T, T] pass through ``blocks[i].attn.attn_probs`` (an ``nn.Identity``): a forward hook there
-sees them and can take their gradient (part/attention.py).
+sees them and can take their gradient (part/explain/attention.py).
 
 Image size: the registry builder gets (num_classes, in_channels) only, so the position embedding is built
 for the record's ``input_size`` (a grid of input_size / patch per side). An input of another size, each
@@ -176,7 +176,7 @@ def _vit_spec(name: str, input_size: int, description: str, **sizes) -> ModelSpe
 
 
 # Sized for CPU adversarial training next to small-cnn: dim 64 with 4 heads made a PGD-10 training step
-# ~3.5x small-cnn's; dim 48 with 3 heads (head size 16 kept) is ~2.5x (benchmarks/bench_vit.py).
+# ~3.5x small-cnn's; dim 48 with 3 heads (head size 16 kept) is ~2.5x (benchmarks/bench_step.py).
 register(_vit_spec("vit-tiny", 28, "ViT, patch 4, dim 48, depth 4, 3 heads (~80k params) for 28x28 or 32x32 images",
                    patch=4, dim=48, depth=4, heads=3, mlp_ratio=2.0))
 register(_vit_spec("vit-b16", 224, "ViT-B/16 (Dosovitskiy et al.; ~86M params) for 224x224 images, for GPUs",

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from part.commands import resume_argv, train_argv
-from part.config import PRESETS, parse_overrides
+from part.runs import EvalDir
+from part.training.config import PRESETS, parse_overrides
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,13 +86,13 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
                    help="autocast the model's forward passes (default off: float32, as reported results are)")
-    e.add_argument("--recompute", action="store_true", help="rerun attacks already in OUT/eval.json")
+    e.add_argument("--recompute", action="store_true", help=f"rerun attacks already in OUT/{EvalDir.RESULTS}")
     e.add_argument("--no-progress", action="store_true")
 
     rp = sub.add_parser("report", help="Table 1 / Table 4 reports (Markdown, HTML) of several evaluated runs")
-    rp.add_argument("paths", nargs="+", help="run folders, eval folders or eval.json files")
+    rp.add_argument("paths", nargs="+", help=f"run folders, eval folders or {EvalDir.RESULTS} files")
     rp.add_argument("--baseline", help="method label to show differences to (AT), or pairs (PART=AT,PART-T=TRADES)")
-    rp.add_argument("--out", default=".", help="folder for report.md and report.html")
+    rp.add_argument("--out", default=".", help=f"folder for {' and '.join(EvalDir.REPORTS.values())}")
 
     s = sub.add_parser("serve", help="serve the HTTP API (backend/) with uvicorn; docs at /docs")
     s.add_argument("--host", help="bind address (default $PART_HOST or 127.0.0.1; others need $PART_TOKEN)")
@@ -110,10 +111,10 @@ TRAIN_FLAGS = {"epochs": "--epochs", "burn_in_epochs": "--burn-in", "mask_every"
 
 
 def _train(args) -> None:
-    from part import distributed as dist
-    from part.config import preset
+    from part.training import distributed as dist
+    from part.training.config import preset
     from part.runs import RunDir
-    from part.train import train
+    from part.training.trainer import train
 
     flags = {k: getattr(args, k) for k in TRAIN_FLAGS}
     overrides = {**parse_overrides(args.set), **{k: v for k, v in flags.items() if v is not None}}
@@ -138,7 +139,7 @@ def _train(args) -> None:
 
 
 def _config_file(path: Path):
-    from part.config import TrainConfig
+    from part.training.config import TrainConfig
 
     try:
         data = json.loads(path.read_text())
@@ -150,9 +151,9 @@ def _config_file(path: Path):
 
 
 def _resume(args) -> None:
-    from part import distributed as dist
+    from part.training import distributed as dist
     from part.runs import RunDir
-    from part.train import train
+    from part.training.trainer import train
 
     config = RunDir(args.run_dir).config()
     nproc = args.nproc or int(config.get("nproc", 1))
@@ -163,8 +164,7 @@ def _resume(args) -> None:
 
 def _relaunch(nproc: int, device: str, argv: list[str]) -> None:
     """Become `torchrun --standalone --nproc_per_node N -m part.cli ARGV` (does not return)."""
-    from part import distributed as dist
-
+    from part.training import distributed as dist
     most = dist.max_nproc(device)
     if nproc > most:
         raise ValueError(f"nproc {nproc} exceeds the {most} processes this machine offers (its GPUs, or CPU "
@@ -175,8 +175,8 @@ def _relaunch(nproc: int, device: str, argv: list[str]) -> None:
 def _cam(args) -> None:
     import torch
 
-    from part.cam import compute_cam
-    from part.images import jet_overlay, open_image, save_png, to_tensor
+    from part.explain.cam import compute_cam
+    from part.explain.images import jet_overlay, open_image, save_png, to_tensor
     from part.runs import load_model
 
     model, ckpt = load_model(args.checkpoint)
@@ -194,7 +194,7 @@ def _cam(args) -> None:
 
 
 def _bench(args) -> None:
-    from part.bench import run_bench
+    from part.training.bench import run_bench
 
     amps = tuple(a.strip() for a in args.amp.split(",") if a.strip())
     bad = [a for a in amps if a not in ("off", "bf16")]
@@ -205,9 +205,9 @@ def _bench(args) -> None:
 
 
 def _eval(args) -> None:
-    from part.config import parse_number
-    from part.eval_job import evaluate_checkpoint
-    from part.evaluate import parse_attacks
+    from part.training.config import parse_number
+    from part.evaluation.job import evaluate_checkpoint
+    from part.evaluation.evaluate import parse_attacks
 
     result, paths = evaluate_checkpoint(
         args.checkpoint, run=args.run, epoch=args.epoch, attacks=args.attacks, n=args.n, out=args.out,
@@ -220,10 +220,10 @@ def _eval(args) -> None:
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
-        if rec.get("kind") in ("alignment", "faithfulness"):  # CAM numbers, not accuracies (part.faithfulness)
+        if rec.get("kind") in ("alignment", "faithfulness"):  # CAM numbers, not accuracies (part.evaluation.faithfulness)
             value = rec.get("energy") if rec["kind"] == "alignment" else rec.get("road_combined")
             shown = "no mask" if value is None else f"{value:.4f}"
-        if rec.get("sweep"):  # robustness vs eps (part.eps_sweep): an accuracy per eps
+        if rec.get("sweep"):  # robustness vs eps (part.evaluation.eps_sweep): an accuracy per eps
             shown = " ".join(f"{100 * a:.1f}%" for a in rec["accuracies"])
         base, _, map_run = name.partition("@") if not rec.get("sweep") else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
@@ -250,7 +250,8 @@ def _map_run_name(args) -> str:
 
 
 def _report(args) -> None:
-    from part.reports import load_results, write_reports
+    from part.evaluation.report_html import write_reports
+    from part.evaluation.reports import load_results
 
     paths = write_reports(args.out, load_results(args.paths), args.baseline)
     print("\n".join(f"wrote {path}" for path in paths.values()))

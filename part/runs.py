@@ -55,6 +55,11 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a whole text file or nothing (a temporary file renamed over the target)."""
+    _atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
 def write_json(path: Path, data: Any, *, indent: int | None = 1) -> None:
     """Atomically; indent=None writes compactly (per-image lists of evaluation reports)."""
     _atomic(Path(path), lambda f: f.write(json.dumps(data, indent=indent).encode()))
@@ -119,7 +124,7 @@ class RunDir:
         data = self._json("config.json")
         if not isinstance(data, dict):
             raise RunFolderError(f"config.json holds {_kind(data)}; expected a JSON object (a TrainConfig)")
-        from part.config import TrainConfig
+        from part.training.config import TrainConfig
 
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         try:
@@ -211,6 +216,11 @@ class RunDir:
 
     def epochs(self) -> list[int]:
         found = (re.fullmatch(r"epoch_(\d+)\.pt", p.name) for p in (self.path / "checkpoints").glob("epoch_*.pt"))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def probe_epochs(self) -> list[int]:
+        """Epochs whose probe CAMs are stored (a shipped run may keep them for epochs whose weights it dropped)."""
+        found = (re.fullmatch(r"epoch_(\d+)\.pt", p.name) for p in (self.path / "probes").glob("epoch_*.pt"))
         return sorted(int(m.group(1)) for m in found if m)
 
     def save_checkpoint(self, epoch: int, model_state: dict, config: dict, meta: dict) -> None:
@@ -375,9 +385,21 @@ class EvalDir:
     def report_paths(self) -> dict[str, Path]:
         return {kind: self.path / name for kind, name in self.REPORTS.items()}
 
+    AUTOATTACK_STATE = "autoattack_state.json"
+
     def state_dir(self) -> Path:
-        """Where a resumable attack (AutoAttack) keeps its state."""
+        """Where a resumable attack keeps its state (AutoAttack: AUTOATTACK_STATE)."""
         return self.path
+
+
+# What the paper's tables call a run's method: its defense, plain and pixel-reweighted.
+METHOD_LABELS = {"at": ("AT", "PART"), "trades": ("TRADES", "PART-T"), "mart": ("MART", "PART-M")}
+
+
+def method_label(defense: str | None, part: bool) -> str:
+    """AT, PART, TRADES, PART-T, MART or PART-M (an unknown defense: its name in capitals)."""
+    labels = METHOD_LABELS.get(defense or "at")
+    return labels[bool(part)] if labels else str(defense).upper()
 
 
 def _kind(value: Any) -> str:

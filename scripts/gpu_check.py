@@ -100,10 +100,10 @@ def _check_run(run: RunDir, expected: dict) -> dict:
     status, config = run.status(), run.config()
     _expect(status.get("state") == "completed", f"status is {status.get('state')!r}: {status.get('message', '')}")
     for key, value in expected.items():
-        _expect(config.get(key) == value, f"config.json has {key}={config.get(key)!r}, expected {value!r}")
+        _expect(config.get(key) == value, f"the config has {key}={config.get(key)!r}, expected {value!r}")
     _expect(run.epochs() == [1], f"checkpoints of epochs {run.epochs()}, expected [1]")
     rows = run.metrics()
-    _expect(len(rows) == 1, f"metrics.jsonl has {len(rows)} rows, expected 1")
+    _expect(len(rows) == 1, f"the metrics hold {len(rows)} epochs, expected 1")
     row = rows[0]
     _expect(row["phase"] == "part", f"epoch 1 ran phase {row['phase']!r}, expected 'part' (burn_in_epochs=0)")
     _expect(math.isfinite(row["train_loss"]), f"train_loss is {row['train_loss']}")
@@ -123,7 +123,7 @@ def _check_run(run: RunDir, expected: dict) -> dict:
     _expect(bool(((emap >= config["eps_low"] - 1e-3) & (emap <= config["eps"] + 1e-3)).all()),
             "probe eps-maps leave [eps_low, eps]")
     _expect(run.load_train_state() is not None and run.load_mask_cache() is not None,
-            "train_state.pt or mask_cache.pt is missing")
+            "the resume state or the CAM cache is missing")
     return row
 
 

@@ -23,10 +23,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from part.commands import eval_argv, train_argv
-from part.config import preset
-from part.defenses import method_label
-from part.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
+from part.commands import eval_argv, resume_argv, train_argv
+from part.training.config import preset
+from part.runs import method_label
+from part.evaluation.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
 from part.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,10 @@ MANIFEST = CHECKPOINTS / "shipped.json"
 RESULTS = Path("docs/results.md")
 BEGIN, END = "<!-- measured: begin (scripts/reproduce.py results) -->", "<!-- measured: end -->"
 PARITY_BEGIN, PARITY_END = "<!-- precision parity: begin (scripts/reproduce.py results) -->", "<!-- precision parity: end -->"
+GROUPS = {  # manifest groups with their own measured block in docs/results.md
+    "testbed": ("<!-- testbed: begin (scripts/reproduce.py results) -->", "<!-- testbed: end -->"),
+    "vit": ("<!-- vit: begin (scripts/reproduce.py results) -->", "<!-- vit: end -->"),
+}
 PART = ".venv/bin/part"
 
 
@@ -110,8 +114,8 @@ def train(names: list[str], n_jobs: int) -> int:
     for name in names:
         if completed(name):
             print(f"{name}: completed, skipped")
-        elif (ROOT / CHECKPOINTS / name / "config.json").exists():
-            jobs.append([[PART, "resume", str(CHECKPOINTS / name), "--no-progress"]])
+        elif RunDir(ROOT / CHECKPOINTS / name).exists():
+            jobs.append([resume_argv(CHECKPOINTS / name, part=[PART])])
         else:
             jobs.append([train_command(runs[name])])
     return _run_all(jobs, n_jobs)
@@ -339,6 +343,10 @@ def write_results() -> None:
     if PARITY_BEGIN in text and PARITY_END in text:
         head, rest = text.split(PARITY_BEGIN, 1)
         text = head + PARITY_BEGIN + "\n" + parity() + PARITY_END + rest.split(PARITY_END, 1)[1]
+    for group, (begin, end) in GROUPS.items():
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + begin + "\n" + measured(group=group) + end + rest.split(end, 1)[1]
     path.write_text(text)
     print(f"wrote {RESULTS}")
 

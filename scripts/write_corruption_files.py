@@ -3,7 +3,7 @@
     .venv/bin/python scripts/write_corruption_files.py --dataset fashion-mnist --n 1000 --out /tmp/fmnist-c
 
 DIR/<corruption>.npy holds uint8 [5*n, H, W] (grey) or [5*n, H, W, 3], severities 1-5 stacked, made by
-part.corruptions (corrupt-tta, seeded as `part eval --attacks corruptions` seeds it) from the first n
+part.evaluation.corruptions (corrupt-tta, seeded as `part eval --attacks corruptions` seeds it) from the first n
 images of the evaluation subset (`load_dataset(name, "test", subset=n)`), and DIR/labels.npy their
 labels. `part eval --attacks corruptions --corruption-files DIR --n n` then reads the very images the
 generated benchmark uses, so both give the same accuracies.
@@ -15,10 +15,10 @@ import argparse
 
 import numpy as np
 
-from part.corruption_files import write_cifar_c
-from part.corruptions import CORRUPTIONS, SEVERITIES, corrupt_images
-from part.data import load_dataset
-from part.evaluate import as_tensors
+from part.evaluation.corruption_files import write_cifar_c
+from part.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt_images
+from part.data.datasets import load_dataset
+from part.evaluation.evaluate import as_tensors
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from part.config import TrainConfig
-from part.reports import load_results
+from part.training.config import TrainConfig
+from part.evaluation.reports import load_results
 from part.runs import RunDir, load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,8 +29,12 @@ def _reproduce():
     return module
 
 
+GROUPS = ("runs", "parity", "testbed", "vit")
+OWN_SECTION = {r["run"]: r for g in ("testbed", "vit") for r in MANIFEST.get(g, [])}  # evaluated with fewer images
+
+
 def test_every_run_of_the_manifest_is_shipped_and_nothing_else():
-    assert set(SHIPPED) == {r["run"] for r in MANIFEST["runs"] + MANIFEST.get("parity", [])}
+    assert set(SHIPPED) == {r["run"] for g in GROUPS for r in MANIFEST.get(g, [])}
 
 
 def test_shipped_files_stay_under_80_mib():
@@ -52,10 +56,12 @@ def test_shipped_run_is_complete_and_loads(name):
     run = RunDir(ROOT / name)
     cfg = TrainConfig.from_dict(run.config())
     epochs = list(range(1, cfg.epochs + 1))
-    assert run.status()["state"] == "completed"
-    assert run.epochs() == epochs and [r["epoch"] for r in run.metrics()] == epochs
+    assert run.status()["state"] == "completed" and [r["epoch"] for r in run.metrics()] == epochs
+    # the testbed's and the ViT's runs keep the last weights only (the budget), and every epoch's probes
+    assert run.epochs() == ([cfg.epochs] if name in OWN_SECTION else epochs) and run.probe_epochs() == epochs
     inputs = run.load_probe_inputs()
-    assert torch.equal(inputs["x"], RunDir(ROOT / SHIPPED[0]).load_probe_inputs()["x"])  # one probe set for all
+    same = [n for n in SHIPPED if RunDir(ROOT / n).config()["dataset"] == cfg.dataset]
+    assert torch.equal(inputs["x"], RunDir(ROOT / same[0]).load_probe_inputs()["x"])  # one probe set per dataset
     model, ckpt = load_model(run.checkpoint_path(cfg.epochs))
     assert ckpt["meta"]["dataset"] == cfg.dataset
     with torch.no_grad():
@@ -72,13 +78,22 @@ def test_shipped_run_is_fully_evaluated_on_the_common_images(name):
     n = {a: rec.get("n") for a, rec in result["attacks"].items()}
     assert result["epoch"] == TrainConfig.from_dict(RunDir(ROOT / name).config()).epochs
     assert "amp" not in result  # reported accuracies are measured in float32, whatever the training precision
-    assert n["clean"] == n["pgd20"] == 10000 and n["aa"] == MANIFEST["aa_images"]
+    assert n["clean"] == n["pgd20"] == 10000
+    if name in OWN_SECTION:  # AutoAttack, MMA and the checks on fewer images; the CAM's alignment on all
+        sizes = OWN_SECTION[name]["eval"]
+        assert (n["aa"], n["mma"], n["alignment"]) == (sizes["aa_images"], sizes["mma_images"], 10000)
+        assert result["attacks"]["alignment"]["energy"] is not None
+    else:
+        assert n["aa"] == MANIFEST["aa_images"]
     if name in {r["run"] for r in MANIFEST["runs"]}:  # the parity runs need natural, PGD-20, AA and the checks
         assert n["mma"] == 10000 and n["corruptions"] == MANIFEST["aa_images"]
     assert len(result["attacks"]["checks"]["checks"]) == 5
-    [first] = load_results([ROOT / SHIPPED[0] / "eval" / "epoch_0010"])
+    dataset = RunDir(ROOT / name).config()["dataset"]
+    first = next(n for n in SHIPPED if RunDir(ROOT / n).config()["dataset"] == dataset)
+    [theirs] = load_results([ROOT / first / "eval" / "epoch_0010"])
     [this] = load_results([ROOT / name / "eval" / "epoch_0010"])
-    assert this["indices"] == first["indices"]  # AutoAttack saw the same images for every model
+    if this["n"] == theirs["n"]:
+        assert this["indices"] == theirs["indices"]  # AutoAttack saw the same images for every model
 
 
 def test_results_document_matches_the_shipped_files():
@@ -86,6 +101,10 @@ def test_results_document_matches_the_shipped_files():
     text = (REPO / "docs" / "results.md").read_text()
     block = text.split(reproduce.BEGIN + "\n", 1)[1].split(reproduce.END, 1)[0]
     assert block == reproduce.measured(SHIPPED), "docs/results.md is stale: run `python scripts/reproduce.py results`"
+    for group, (begin, end) in reproduce.GROUPS.items():
+        if MANIFEST.get(group):
+            block = text.split(begin + "\n", 1)[1].split(end, 1)[0]
+            assert block == reproduce.measured(group=group), f"the {group} block of docs/results.md is stale"
     if MANIFEST.get("parity"):
         block = text.split(reproduce.PARITY_BEGIN + "\n", 1)[1].split(reproduce.PARITY_END, 1)[0]
         assert block == reproduce.parity(), "docs/results.md is stale: run `python scripts/reproduce.py results`"

@@ -13,9 +13,13 @@ OWN = "each run's own"
 SIZES = {"small": 96, "medium": 144, "large": 200, "x-large": 260}
 
 
-def default_runs(runs: list[dict]) -> list[str]:
-    """A PART run (plain PART with the paper's recipe first) and its baseline (same dataset and defense,
-    no reweighting), else the first two runs."""
+def default_runs(runs: list[dict], featured: list[str] | None = None) -> list[str]:
+    """The featured pair when the server has both runs (checkpoints/shipped.json names it, README says why);
+    else a PART run (plain PART with the paper's recipe first) and its baseline (same dataset and defense, no
+    reweighting); else the first two runs."""
+    ids = {r["id"] for r in runs}
+    if featured and set(featured) <= ids:
+        return list(featured)
     parts = sorted((r for r in runs if r.get("part")), key=lambda r: (r.get("defense") != "at", r.get("recipe") != "paper"))
     for part in parts:
         for base in runs:
@@ -43,7 +47,8 @@ def spread(epochs: list[int], limit: int = MAX_COLUMNS) -> list[int]:
 def controls(runs: list[dict]) -> tuple[list[str], ui.ImageChoice | None, str, tuple[str, str] | None, float]:
     ids = [r["id"] for r in runs]
     by_id = {r["id"]: r for r in runs}
-    chosen = st.multiselect("Runs", ids, default=default_runs(runs), key="cmp-runs",
+    chosen = st.multiselect("Runs", ids, default=default_runs(runs, catalogue.options().get("featured")),
+                            key="cmp-runs",
                             format_func=lambda i: ui.run_label(by_id[i]),
                             help="AT vs PART, TRADES vs PART-T, MART vs PART-M: runs of one dataset")
     if not chosen:
@@ -195,7 +200,7 @@ def page() -> None:
         tradeoff(all_runs)
         return
     details = {rid: ui.api().run(rid) for rid in chosen}
-    epochs = sorted({e for d in details.values() for e in d["epochs"]})
+    epochs = sorted({e for d in details.values() for e in d["epochs"] + d.get("probe_epochs", [])})
     low, high = epochs[0], epochs[-1]
     left, right = st.columns([3, 1])
     if len(epochs) > 1:
@@ -217,7 +222,8 @@ def page() -> None:
                      help="The object's edge (" + result["object_mask"]["message"].split(";")[0] + ") over every map")
     st.html(compare_grid.table(result, grid_rows(result, details), size, choice.label,
                                outline=outline if show else None))
-    st.html(compare_grid.colour_bars(result["difference"]["scale"] if result.get("difference") else None))
+    st.html(compare_grid.colour_bars(result["difference"]["scale"] if result.get("difference") else None,
+                                     catalogue.cam_gradient()))
     exports(fields, choice.upload, pair)
     if result.get("difference"):
         st.subheader("Epoch by epoch: A, B and B − A")

@@ -191,7 +191,7 @@ def overlays(result: dict) -> None:
         for col, (caption, data) in zip(st.columns(per_row), items[start:start + per_row]):
             col.image(data, caption=caption, width="stretch", output_format="PNG")
     ensembles = [r["method"] for r in result["results"] if r["method"].startswith("ensemble(")]
-    st.image(images.jet_bar(), width="stretch", output_format="PNG")
+    st.html(f'<div style="height:14px;border-radius:2px;background:{catalogue.cam_gradient()}"></div>')
     text = ("CAM importance, jet colour scale: 0 (blue) → 1 (red), min-max normalised per map. "
             "Pixels the model relies on for its class get the full budget eps.")
     if ensembles:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from part.config import preset
-from part.train import train
+from part.training.config import preset
+from part.training.trainer import train
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")  # Starlette's TestClient nudge; httpx works
 from fastapi.testclient import TestClient  # noqa: E402

@@ -63,7 +63,7 @@ def test_a_shorter_run_gets_one_note_and_the_rest_of_the_grid(checkpoints):
 
 
 def test_energy_on_the_object_is_the_stored_cams_share_on_bright_pixels(client, run_root):
-    from part.alignment import energy_on_object, object_mask
+    from part.explain.alignment import energy_on_object, object_mask
 
     body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "1"}).json()
     run = RunDir(run_root / "part-tiny")
@@ -78,7 +78,7 @@ def test_energy_on_the_object_is_the_stored_cams_share_on_bright_pixels(client, 
 
 
 def test_the_difference_row_is_b_minus_a_with_iou_and_spearman(client, run_root):
-    from part.alignment import spearman, top_k_iou
+    from part.explain.alignment import spearman, top_k_iou
 
     body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "1", "top_k": "10"}).json()
     diff = body["difference"]
@@ -115,7 +115,7 @@ def test_pairs_and_top_k_are_checked(client):
 def test_no_object_mask_says_so_instead_of_a_number(client, monkeypatch):
     import dataclasses
 
-    from part.data import DATASETS
+    from part.data.datasets import DATASETS
 
     monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(DATASETS["fashion-mnist"], object_threshold=None))
     body = client.post("/api/compare", data={"runs": "at-tiny,part-tiny", "probe": "0"}).json()
@@ -153,10 +153,10 @@ def test_clutter_runs_take_the_object_mask_from_the_dataset_and_outline_it(check
     """On the cluttered testbed the mask is the placed garment (not bright pixels: the clutter is bright
     too); probes and indexed samples have it, an upload does not, and the grid gets its outline."""
     from tests.backend.conftest import TINY, make_client, png, shirt
-    from part.alignment import energy_on_object
-    from part.config import preset
-    from part.data import load_dataset, object_masks
-    from part.train import train
+    from part.explain.alignment import energy_on_object
+    from part.training.config import preset
+    from part.data.datasets import load_dataset, object_masks
+    from part.training.trainer import train
 
     train(preset("fmnist-clutter-part", burn_in_epochs=1, **{**TINY, "epochs": 1}), checkpoints / "clutter-tiny")
     run = RunDir(checkpoints / "clutter-tiny")
@@ -175,3 +175,20 @@ def test_clutter_runs_take_the_object_mask_from_the_dataset_and_outline_it(check
                         files={"file": ("s.png", png(shirt(40)), "image/png")}).json()["object_mask"]
         assert upload["known"] is False and upload["outline_png"] is None
         assert "own samples only" in upload["message"]
+
+
+def test_stored_probes_stand_in_for_a_dropped_checkpoint(checkpoints):
+    """Shipped runs keep their per-epoch probe CAMs but may drop the weights of early epochs: the run's own
+    method still fills those cells from the probes; another method needs the weights and says so."""
+    from tests.backend.conftest import make_client
+
+    (checkpoints / "at-tiny" / "checkpoints" / "epoch_0001.pt").unlink()
+    with make_client(checkpoints) as client:
+        detail = client.get("/api/runs/at-tiny").json()
+        assert detail["epochs"] == [2] and detail["probe_epochs"] == [1, 2]
+        own = client.post("/api/compare", data={"runs": "at-tiny", "probe": "0"}).json()
+        assert [(c["epoch"], c["available"], c["source"]) for c in own["cells"]] == [(1, True, "stored"),
+                                                                                       (2, True, "stored")]
+        other = client.post("/api/compare", data={"runs": "at-tiny", "probe": "0", "method": "layercam"}).json()
+        assert [(c["epoch"], c["available"]) for c in other["cells"]] == [(2, True)]
+        assert other["epochs"] == [2]

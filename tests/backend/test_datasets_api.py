@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from part.data import load_dataset
+from part.data.datasets import load_dataset
 
 
 def test_datasets_say_which_are_installed(client):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import image_tree
+from tests.image_tree import build
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
 needs_compose = pytest.mark.skipif(COMPOSE is None, reason="docker-compose is not installed "
@@ -39,13 +42,21 @@ def test_compose_refuses_to_run_without_a_token():
     assert result.returncode != 0 and "set PART_TOKEN" in result.stderr
 
 
-def test_dockerfile_copies_existing_paths_and_pins_the_makefile_torch():
-    dockerfile = (ROOT / "backend" / "Dockerfile").read_text()
-    for line in re.findall(r"^COPY (.+)$", dockerfile, flags=re.M):
-        for source in line.split()[:-1]:
-            assert (ROOT / source).exists(), source
+def test_the_image_serves_from_what_it_copies(tmp_path):
+    """Only what backend/Dockerfile copies: the app builds, lists the presets and answers /api/health and
+    /api/options; the torch it installs is the Makefile's."""
+    dockerfile = ROOT / "backend" / "Dockerfile"
+    build(dockerfile, tmp_path)
+    code = ("from fastapi.testclient import TestClient\nfrom backend.app import create_app\n"
+            "from backend.settings import load_settings\nimport part.cli, pathlib\n"
+            "assert pathlib.Path(part.cli.__file__).is_relative_to(pathlib.Path.cwd())\n"
+            "app = create_app(load_settings(env={}, checkpoints=pathlib.Path('ckpt')), start_jobs=False)\n"
+            "with TestClient(app) as c:\n"
+            "    print(c.get('/api/health').json()['status'], len(c.get('/api/options').json()['presets']))\n")
+    done = image_tree.run(tmp_path, code, forbid=("frontend", "streamlit"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, presets = done.stdout.split()
+    assert status == "ok" and int(presets) >= 30
     pins = re.findall(r"torch==\S+ torchvision==\S+", (ROOT / "Makefile").read_text())
-    assert pins and pins[0] in dockerfile
-    assert 'CMD ["part", "serve"]' in dockerfile
-    assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:\S+-cudnn-runtime-\S+$", dockerfile, flags=re.M)
-    assert "FROM ${CUDA_IMAGE}" in dockerfile
+    assert pins and pins[0] in dockerfile.read_text()
+    assert 'CMD ["part", "serve"]' in dockerfile.read_text()

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from backend.render import DISPLAY_SIDE
-from part.cam import compute_cam
-from part.data import load_dataset
-from part.images import to_tensor
+from backend.services.render import DISPLAY_SIDE
+from part.explain.cam import compute_cam
+from part.data.datasets import load_dataset
+from part.explain.images import to_tensor
 from part.runs import RunDir, load_model
 from tests.backend.conftest import explain_upload, png, shirt
 

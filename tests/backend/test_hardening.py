@@ -15,7 +15,7 @@ import httpx
 import pytest
 import torch
 
-from backend.jobs import _cancelled_message
+from backend.services.jobs import _cancelled_message
 from part.runs import RunDir
 from tests.backend.conftest import make_client, png, shirt
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backend import processes
-from backend.jobs import JobSupervisor
+from backend.services import processes
+from backend.services.jobs import JobSupervisor
 from backend.settings import load_settings
-from part.config import TrainConfig, preset
+from part.training.config import TrainConfig, preset
 from tests.backend.conftest import make_client
 
 TINY_TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 128}}
@@ -168,7 +168,7 @@ def test_a_training_job_hands_its_config_over_as_one_file(checkpoints):
 
 
 def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
-    from backend.progress import job_view
+    from backend.services.progress import job_view
 
     out = tmp_path / "eval"
     out.mkdir()

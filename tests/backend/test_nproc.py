@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from backend import job_specs
-from backend.jobs import JobSupervisor
-from backend.registry import Registry
+from backend.services import job_specs
+from backend.services.jobs import JobSupervisor
+from backend.services.registry import Registry
 from backend.settings import load_settings
 from tests.backend.conftest import make_client
 from tests.backend.test_jobs import _wait
@@ -43,7 +43,7 @@ def test_bad_nproc_starts_nothing(checkpoints, extra, words):
 
 WORKER = """
 import os, signal, sys, time
-import part.distributed as d
+import part.training.distributed as d
 d._die_with_parent()
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker stuck in a collective ignores torchrun's SIGTERM
 open(os.path.join(sys.argv[1], os.environ["RANK"]), "w").write(str(os.getpid()))

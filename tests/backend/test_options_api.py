@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
 
 import models
-from part.cam import compute_cam
-from part.config import TrainConfig, preset
-from part.defenses import method_label
-from part.evaluate import parse_attack
-from part.masks import eps_map
+from part.explain.cam import compute_cam
+from part.training.config import TrainConfig, preset
+from part.runs import method_label
+from part.evaluation.evaluate import parse_attack
+from part.explain.eps_maps import eps_map
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +64,35 @@ def test_models_attacks_and_datasets_are_the_cores(catalogue):
     clutter = next(d for d in catalogue["datasets"] if d["name"] == "fashion-mnist-clutter")
     assert clutter["object_mask"] and clutter["image_size"] == 40
     assert next(d for d in catalogue["datasets"] if d["name"] == "cifar10")["object_mask"] is False
+
+
+def test_the_featured_pair_comes_from_the_manifest_when_both_runs_exist(checkpoints):
+    from tests.backend.conftest import make_client
+
+    (checkpoints / "shipped.json").write_text(json.dumps({"featured": {"pair": ["at-tiny", "part-tiny"]}}))
+    with make_client(checkpoints) as c:
+        assert c.get("/api/options").json()["featured"] == ["at-tiny", "part-tiny"]
+    (checkpoints / "shipped.json").write_text(json.dumps({"featured": {"pair": ["at-tiny", "gone"]}}))
+    with make_client(checkpoints) as c:
+        assert c.get("/api/options").json()["featured"] is None
+    (checkpoints / "shipped.json").write_text("{not json")
+    with make_client(checkpoints) as c:
+        assert c.get("/api/options").json()["featured"] is None
+
+
+def test_one_cam_colormap_for_overlays_and_the_dashboards_scales(catalogue):
+    """The overlays the API draws and the colour bars the dashboard draws come from one matplotlib colormap."""
+    import matplotlib
+    import numpy as np
+
+    from part.explain.images import jet_overlay
+
+    stops = catalogue["cam_colours"]
+    jet = matplotlib.colormaps["jet"]
+    assert stops[0] == "#000080" and stops[-1] == "#800000" and len(stops) == 9
+    assert stops == ["#%02x%02x%02x" % tuple(np.rint(np.array(jet(t)[:3]) * 255).astype(int))
+                     for t in np.linspace(0, 1, 9)]
+    overlay = jet_overlay(torch.zeros(1, 2, 2), torch.tensor([[0.0, 1.0], [0.5, 0.5]]), image_weight=0.0)
+    # a black image: the overlay is the colormap itself, scaled to its brightest channel
+    expected = np.stack([np.array(jet(v)[:3]) for v in (0.0, 1.0, 0.5, 0.5)]).reshape(2, 2, 3)
+    assert np.abs(overlay / 255 - expected / expected.max()).max() <= 1 / 255

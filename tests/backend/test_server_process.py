@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.job_store import JobStore
+from backend.services.job_store import JobStore
 
 TINY = {"subset": 128, "epochs": 2, "burn_in_epochs": 1, "eval_n": 32, "attack_steps": 1, "eval_steps": 1,
         "probe_count": 4, "batch_size": 64}

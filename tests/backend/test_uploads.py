@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import uploads
-from backend.errors import ApiError
+from backend.services import uploads
+from backend.api.errors import ApiError
 from tests.backend.conftest import explain_upload, make_client, png
 
 

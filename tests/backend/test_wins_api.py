@@ -1,5 +1,5 @@
 """Who wins and the evaluations across runs: numbers that agree with the eval.json files on disk, one row
-per run and epoch, McNemar p as part.reports computes it, report files only from inside the run."""
+per run and epoch, McNemar p as part.evaluation.reports computes it, report files only from inside the run."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from part import reports
-from part.eval_job import evaluate_checkpoint
+from part.evaluation import reports
+from part.evaluation.job import evaluate_checkpoint
 from tests.backend.conftest import make_client
 
 

@@ -17,7 +17,7 @@ TIMEOUT_S = 120  # one script run of a page; the CPU is shared with the job proc
 @pytest.fixture(scope="session")
 def run_root(tmp_path_factory) -> Path:
     """fmnist-part-tiny (with an evaluation report of epoch 2) and fmnist-at-tiny, 2 epochs each."""
-    from part.eval_job import evaluate_checkpoint
+    from part.evaluation.job import evaluate_checkpoint
 
     root = make_runs(tmp_path_factory.mktemp("checkpoints"))
     evaluate_checkpoint(run=root / "fmnist-part-tiny", attacks="clean,pgd5,corruptions,checks", n=16, device="cpu")

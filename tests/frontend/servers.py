@@ -24,8 +24,8 @@ def make_runs(root: Path, presets: tuple[str, ...] = ("fmnist-part", "fmnist-at"
     """Tiny real runs (2 epochs, 4 probes) named <preset>-tiny under root."""
     import torch
 
-    from part.config import preset
-    from part.train import train
+    from part.training.config import preset
+    from part.training.trainer import train
 
     torch.set_num_threads(1)
     for name in presets:

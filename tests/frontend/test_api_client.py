@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from frontend.api import ApiError, PartApi, api_url
-from frontend.images import decode, jet, preview
+from frontend.images import decode, preview
 from tests.frontend.servers import free_port, shirt_png
 
 
@@ -61,6 +61,5 @@ def test_images_previews_and_colours():
     thumb, text = preview(shirt_png(56))
     assert thumb.startswith(b"\x89PNG") and text == "56x56 L"
     assert preview(b"not an image") == (None, "12 bytes that Pillow cannot read as an image")
-    assert jet(0.0) == (0, 0, 128) and jet(0.5) == (128, 255, 128) and jet(1.0) == (128, 0, 0)  # matplotlib's jet
     with pytest.raises(ValueError, match="PNG data URL"):
         decode("data:image/jpeg;base64,AAAA")

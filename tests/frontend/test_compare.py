@@ -110,6 +110,8 @@ def test_the_page_opens_on_plain_part_and_its_baseline():
     assert default_runs(runs) == ["fmnist-part-s0", "fmnist-at-s0"]
     assert default_runs(runs[:3]) == ["fmnist-part-m-s0", "fmnist-mart-s0"]
     assert default_runs(runs[:2]) == ["fmnist-at-s0", "fmnist-mart-s0"]
+    assert default_runs(runs, ["fmnist-at-s0", "fmnist-part-m-s0"]) == ["fmnist-at-s0", "fmnist-part-m-s0"]
+    assert default_runs(runs, ["fmnist-at-s0", "gone"]) == ["fmnist-part-s0", "fmnist-at-s0"]  # not on this server
     by_id = {r["id"]: r for r in runs}
     assert default_pair(["fmnist-part-s0", "fmnist-at-s0"], by_id) == ("fmnist-at-s0", "fmnist-part-s0")
     assert default_pair(["fmnist-part-s0", "fmnist-part-m-s0"], by_id) == ("fmnist-part-s0", "fmnist-part-m-s0")

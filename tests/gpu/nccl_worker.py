@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.distributed as tdist
 
-from part import distributed as dist
+from part.training import distributed as dist
 from part.cli import main
 
 OUT, DATA = Path(sys.argv[1]), sys.argv[2]

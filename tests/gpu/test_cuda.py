@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from part.cam import compute_cam
-from part.config import preset
-from part.images import to_tensor
+from part.explain.cam import compute_cam
+from part.training.config import preset
+from part.explain.images import to_tensor
 from part.precision import Precision
 from part.runs import RunDir, load_model
 from part.devices import resolve_device
-from part.train import Trainer, train
+from part.training.trainer import Trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cuda,

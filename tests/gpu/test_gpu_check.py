@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from part.data import load_dataset
+from part.data.datasets import load_dataset
 from tests.gpu.conftest import gpu_check
 
 CPU = ["--device", "cpu", "--amp", "off", "--channels-last", "false", "--images", "64", "--test-images", "32",

@@ -1,0 +1,99 @@
+"""Training and evaluation jobs: submit, list, watch (SSE), read the log, cancel, resume, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from backend.services import job_specs
+from backend.api.deps import Services, services
+from backend.api.errors import ApiError, bad_request
+from backend.services.jobs import TERMINAL
+from backend.api.schemas import JobView
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+JOB_ID = re.compile(r"[0-9a-f]{1,32}")
+HEARTBEAT_S = 15.0
+JobId = Annotated[str, Path(description="lowercase hex, as listed by GET /api/jobs",
+                            json_schema_extra={"pattern": "^[0-9a-f]{1,32}$"})]
+
+
+def _id(job_id: JobId) -> str:
+    if not JOB_ID.fullmatch(job_id):
+        raise bad_request(f"job id '{job_id[:60]}' is not accepted; job ids are lowercase hex (see GET /api/jobs)")
+    return job_id
+
+
+@router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job")
+def submit(req: Annotated[job_specs.JobRequest, Body(openapi_examples={
+        "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 2000}}},
+        "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})],
+        svc: Services = Depends(services)):
+    build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
+    return svc.jobs.submit(build(req, svc.settings, svc.registry))
+
+
+@router.get("", response_model=list[JobView], summary="every job, newest first")
+def list_jobs(svc: Services = Depends(services)):
+    return svc.jobs.views()
+
+
+@router.get("/{job_id}", response_model=JobView, summary="state, phase, epoch, progress, ETA, latest metrics")
+def get_job(job_id: JobId, svc: Services = Depends(services)):
+    return svc.jobs.view(_id(job_id))
+
+
+@router.get("/{job_id}/log", response_class=PlainTextResponse, summary="the tail of the job's output",
+            responses={200: {"content": {"text/plain": {}}}})
+def get_log(job_id: JobId, tail: int = Query(65536, ge=1, le=10_000_000), svc: Services = Depends(services)):
+    return svc.jobs.log(_id(job_id), tail)
+
+
+@router.post("/{job_id}/cancel", response_model=JobView, summary="stop the job's processes; its run keeps the last epoch")
+def cancel(job_id: JobId, svc: Services = Depends(services)):
+    return svc.jobs.cancel(_id(job_id))
+
+
+@router.post("/{job_id}/resume", response_model=JobView, summary="queue an interrupted, failed or cancelled job again")
+def resume(job_id: JobId, svc: Services = Depends(services)):
+    return svc.jobs.resume(_id(job_id))
+
+
+@router.delete("/{job_id}", status_code=204, response_class=Response, summary="forget a finished job (its run stays)")
+def delete(job_id: JobId, svc: Services = Depends(services)):
+    svc.jobs.delete(_id(job_id))
+    return Response(status_code=204)
+
+
+@router.get("/{job_id}/events", summary="server-sent events: the job view on every change, until it ends",
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(job_id: JobId, request: Request, svc: Services = Depends(services)):
+    await run_in_threadpool(svc.jobs.view, _id(job_id))  # 404 before the stream starts
+
+    async def stream():
+        last, quiet = None, 0.0
+        while True:
+            try:
+                view = await run_in_threadpool(svc.jobs.view, job_id)
+            except ApiError as err:  # deleted while watched
+                yield f"event: gone\ndata: {json.dumps({'detail': err.message})}\n\n"
+                return
+            text = json.dumps(view)
+            if text != last:
+                yield f"event: job\ndata: {text}\n\n"
+                last, quiet = text, 0.0
+            if view["state"] in TERMINAL or await request.is_disconnected():
+                return
+            if quiet >= HEARTBEAT_S:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(0.5)
+            quiet += 0.5
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

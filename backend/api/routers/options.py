@@ -1,0 +1,18 @@
+"""GET /api/options: what the forms may offer, generated from part (backend.services.options)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from backend.api.deps import Services, services
+from backend.services.options import catalogue
+
+router = APIRouter(prefix="/api", tags=["options"])
+
+
+@router.get("/options", summary="the catalogue: presets with their resolved configs, defenses, CAM methods, "
+                                "eps-map recipes, models, datasets, attacks and limits")
+def options(svc: Services = Depends(services)) -> dict[str, Any]:
+    return catalogue(svc.settings)

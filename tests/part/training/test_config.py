@@ -1,0 +1,73 @@
+"""Config: presets, key=value overrides, validation messages."""
+
+import pytest
+
+from part.training.config import PRESETS, TrainConfig, parse_number, parse_overrides, preset
+
+
+def test_fractions_and_numbers():
+    assert parse_number("8/255") == pytest.approx(8 / 255)
+    assert parse_number("1e-3") == 1e-3
+    assert parse_number("12", int) == 12
+    with pytest.raises(ValueError, match="8/255"):
+        parse_number("eight")
+    with pytest.raises(ValueError, match="whole"):
+        parse_number("1.5", int)
+
+
+def test_overrides_are_typed():
+    cfg = preset("fmnist-part", **parse_overrides(["eps=8/255", "eps_low=7/255", "part=false",
+                                                    "cam-methods=gradcam,layercam", "lr_milestones=5,8"]))
+    assert cfg.eps == pytest.approx(8 / 255) and cfg.part is False
+    assert cfg.cam_methods == ("gradcam", "layercam") and cfg.lr_milestones == (5, 8)
+
+
+@pytest.mark.parametrize("pairs,message", [
+    (["foo=1"], "unknown setting foo; accepted: dataset"),
+    (["eps=0.05", "eps_low=0.06"], "eps_low .* must not exceed eps"),
+    (["eps=8"], "fraction of the pixel range"),
+    (["defense=pgd"], "defense 'pgd' is not accepted; accepted: at, trades, mart"),
+    (["recipe=magic"], "accepted: paper, reference, soft"),
+    (["cam_methods=gradcam,nope"], "cam_methods 'nope'"),
+    (["part=maybe"], "not a boolean"),
+    (["epochs=0"], "epochs must be >= 1"),
+    (["cam_weights=1,2"], "cam_weights has 2 values for 1"),
+    (["dataset=mnist"], "accepted: fashion-mnist"),
+])
+def test_bad_values_say_what_is_accepted(pairs, message):
+    with pytest.raises(ValueError, match=message):
+        preset("fmnist-part", **parse_overrides(pairs))
+
+
+def test_bad_pair_syntax():
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["eps"])
+
+
+def test_every_preset_validates_and_paper_presets_follow_the_paper():
+    for name in PRESETS:
+        preset(name)
+    c = preset("cifar10-part-t")
+    assert (c.defense, c.part, c.model, c.optimizer, c.lr, c.batch_size) == ("trades", True, "resnet18", "sgd", 0.01, 128)
+    assert (c.epochs, c.burn_in_epochs, c.lr_milestones, c.weight_decay) == (80, 20, (60,), 2e-4)
+    assert c.eps == pytest.approx(8 / 255) and c.eps_low == pytest.approx(7 / 255) and c.step_size == pytest.approx(2 / 255)
+    s = preset("svhn-mart")
+    assert s.step_size == pytest.approx(1 / 255) and s.weight_decay == 3.5e-3 and not s.part
+    t = preset("tiny-imagenet-part-m")
+    assert (t.model, t.lr, t.batch_size, t.weight_decay, t.defense) == ("wrn-34-10", 0.02, 512, 5e-4, "mart")
+    f = preset("fmnist-part")
+    assert (f.eps, f.eps_low, f.dataset, f.model) == (0.1, 0.0875, "fashion-mnist", "small-cnn")
+
+
+def test_config_round_trips_through_json():
+    cfg = preset("fmnist-part-m", seed=3)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_attention_methods_need_a_model_with_attention():
+    from part.training.config import preset
+
+    with pytest.raises(ValueError, match="need a model with attention blocks and 'small-cnn' has none; accepted models: vit-tiny"):
+        preset("fmnist-part", cam_methods=("gradcam", "attention-rollout"))
+    assert preset("fmnist-vit-part").cam_methods == ("attention-rollout",)
+    assert preset("fmnist-vit-part", cam_methods=("gradcam",)).model == "vit-tiny"  # every CAM through the reshape
