@@ -111,7 +111,8 @@ def method_label(run: dict) -> str:
 
 
 def run_label(run: dict) -> str:
-    epochs = run.get("epochs") or []
+    """'id · PART · 10 ep': the epochs with weights or stored probe CAMs (a shipped run may keep the last weights only)."""
+    epochs = set(run.get("epochs") or []) | set(run.get("probe_epochs") or [])
     state = "" if run.get("state") == "completed" else f" · {run.get('state')}"
     return f"{run['id']} · {method_label(run)} · {len(epochs)} ep{state}"
 

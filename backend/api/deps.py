@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import hmac
 from dataclasses import dataclass
 
@@ -35,6 +37,9 @@ class Services:
 # async: a sync dependency would take a worker thread, the ones model work keeps busy.
 async def services(request: Request) -> Services:
     return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]  # what a route declares to get the app's services
 
 
 async def model_slot(request: Request):

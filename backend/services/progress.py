@@ -6,8 +6,6 @@ from the attacks already recorded in OUT/eval.json.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from part.runs import EvalDir, RunDir

@@ -13,12 +13,10 @@ Protocol: Zhang et al., ICML 2024 (PART), Table 1 and Appendix H.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset

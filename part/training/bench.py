@@ -21,7 +21,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from part.explain.cam import compute_cam
 from part.training.config import preset
-from part.training.cam_cache import MaskCache
+from part.training.cam_cache import CamCache
 from part.precision import capability
 from part.runs import RunDir
 from part.training.trainer import Trainer
@@ -57,7 +57,7 @@ def bench_training(n: int, repeats: int = 4, amps: tuple[str, ...] = ("off",)) -
         for amp in amps if r % 2 == 0 else amps[::-1]:
             trainer = trainers[amp]
             times[amp, "refresh"].append(_timed_both(lambda: setattr(
-                trainer, "mask_cache", MaskCache.build(trainer.train_set, trainer.cams, epoch=2))))
+                trainer, "mask_cache", CamCache.build(trainer.train_set, trainer.cams, epoch=2))))
             for what, epoch in [("at", 1), ("part", 2)] if r % 2 == 0 else [("part", 2), ("at", 1)]:
                 times[amp, what].append(_timed_both(lambda: trainer.train_epoch(epoch)))
     out = {"images": len(next(iter(trainers.values())).train_set)}

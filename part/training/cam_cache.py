@@ -19,14 +19,14 @@ from part.data.batching import batches, shard_bounds
 from part.data.datasets import SubsetDataset
 
 
-class MaskCache:
+class CamCache:
     def __init__(self, cams: torch.Tensor, epoch: int):
         self.cams = cams  # [N,H,W] float16, row i belongs to dataset index i
         self.epoch = epoch  # the epoch at whose start it was computed
 
     @classmethod
     def build(cls, dataset, cam_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, epoch: int,
-              batch_size: int = 256, device: str | torch.device = "cpu") -> "MaskCache":
+              batch_size: int = 256, device: str | torch.device = "cpu") -> "CamCache":
         """Run cam_fn(x, y) -> [B,H,W] over the dataset in index order (no augmentation).
 
         Under DDP each rank maps a contiguous block of indices and the blocks are gathered in rank
@@ -53,7 +53,7 @@ class MaskCache:
         return {"cams": self.cams, "epoch": self.epoch}
 
     @classmethod
-    def from_state(cls, state: dict) -> "MaskCache":
+    def from_state(cls, state: dict) -> "CamCache":
         return cls(state["cams"], int(state["epoch"]))
 
 
@@ -70,7 +70,7 @@ def masks_for(trainer, epoch: int, status) -> float:
         return 0.0
     saved = None if trainer.refresh_due(epoch) else run.load_mask_cache()
     if saved is not None and int(saved["epoch"]) == due:
-        trainer.mask_cache = MaskCache.from_state(saved)
+        trainer.mask_cache = CamCache.from_state(saved)
         return 0.0
     status.update(epoch, 0, 1, "mask-refresh", force=True)
     model = trainer.model
@@ -78,7 +78,7 @@ def masks_for(trainer, epoch: int, status) -> float:
         model = copy.deepcopy(trainer.model)
         model.load_state_dict(run.load_checkpoint(due - 1)["model"])
     t0 = time.time()
-    trainer.mask_cache = MaskCache.build(trainer.train_set, lambda x, y: trainer.cams(x, y, model),
+    trainer.mask_cache = CamCache.build(trainer.train_set, lambda x, y: trainer.cams(x, y, model),
                                          epoch=due, device=trainer.device)
     seconds = time.time() - t0
     if dist.is_main():

@@ -29,7 +29,7 @@ from part.training.config import TrainConfig
 from part.data.batching import random_crop_flip, sharded_batches
 from part.data.datasets import DATASETS, load_dataset
 from part.training.defenses import get_defense
-from part.training.cam_cache import MaskCache, masks_for
+from part.training.cam_cache import CamCache, masks_for
 from part.training.schedules import scheduled, values_at
 from part.explain.eps_maps import eps_map, mask_stats, recipe_options
 from part.precision import Precision, resolve_amp
@@ -81,7 +81,7 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         self.defense = get_defense(cfg.defense)
-        self.mask_cache: MaskCache | None = None
+        self.mask_cache: CamCache | None = None
         self.values = values_at(cfg, 1)  # eps, eps_low, tau, threshold of the epoch being trained (schedules)
         self.eval_eps = DATASETS[cfg.dataset].default_eps
         self.meta = {"model": cfg.model, "dataset": cfg.dataset, "num_classes": ds.num_classes,

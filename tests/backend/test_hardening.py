@@ -394,7 +394,7 @@ def test_a_cancel_before_the_first_epoch_says_there_is_no_checkpoint(checkpoints
     assert "before its first epoch" in _cancelled_message(fresh) and "last complete epoch" not in _cancelled_message(fresh)
     done = {"kind": "train", "out_dir": str(checkpoints / "at-tiny")}
     assert "last complete epoch (2)" in _cancelled_message(done)
-    assert "eval.json" in _cancelled_message({"kind": "eval", "out_dir": str(tmp_path)})
+    assert "kept in the evaluation's results" in _cancelled_message({"kind": "eval", "out_dir": str(tmp_path)})
 
 
 def test_a_running_status_whose_pid_was_reused_shows_interrupted(checkpoints):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from backend.services import evaluations, wins
-from backend.api.deps import Services, services
+from backend.api.deps import ServicesDep
 from backend.api.schemas import EvaluationsResponse, WinsResponse
 from part.runs import EvalDir
 
@@ -23,20 +23,19 @@ RunQ = Annotated[str, Query(description="run id, as listed by GET /api/runs", js
 @router.get("/api/evaluations", response_model=EvaluationsResponse,
             summary="Table 1 per checkpoint and per method, deltas to the paired baseline with McNemar p, "
                     "per-class accuracy, corruptions and robustness vs eps of the chosen runs")
-def get_evaluations(runs: RunIds = None, svc: Services = Depends(services)):
+def get_evaluations(svc: ServicesDep, runs: RunIds = None):
     return evaluations.evaluations(svc.registry, evaluations.parse_run_ids(runs, svc.registry))
 
 
 @router.get("/api/evaluations/wins", response_model=WinsResponse,
             summary="the test images one model keeps correct under an attack and the other loses, both ways")
-def get_wins(run_a: RunQ, run_b: RunQ,
+def get_wins(svc: ServicesDep, run_a: RunQ, run_b: RunQ,
              attack: Annotated[str | None, Query(max_length=200, description="attack name as stored in the evaluation results "
                                                  "(default: pgd20 when both have it)")] = None,
              epoch_a: Annotated[int | None, Query(ge=0, description="default: the newest evaluated")] = None,
              epoch_b: Annotated[int | None, Query(ge=0, description="default: the newest evaluated")] = None,
              offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-             limit: Annotated[int, Query(ge=1, le=wins.MAX_PAGE)] = 24,
-             svc: Services = Depends(services)):
+             limit: Annotated[int, Query(ge=1, le=wins.MAX_PAGE)] = 24):
     return wins.wins(svc.registry, run_a, run_b, attack=attack, epoch_a=epoch_a, epoch_b=epoch_b, offset=offset,
                      limit=limit)
 
@@ -44,10 +43,9 @@ def get_wins(run_a: RunQ, run_b: RunQ,
 @router.get("/api/runs/{run_id}/eval/{name}/{file}", response_class=Response,
             summary="a report (markdown or HTML) of one evaluation folder, as `part eval` wrote it",
             responses={200: {"content": {"text/markdown": {}, "text/html": {}}}})
-def get_report_file(run_id: Annotated[str, Path(json_schema_extra={"pattern": RUN_PATTERN})],
+def get_report_file(svc: ServicesDep, run_id: Annotated[str, Path(json_schema_extra={"pattern": RUN_PATTERN})],
                     name: Annotated[str, Path(json_schema_extra={"pattern": RUN_PATTERN})],
-                    file: Annotated[str, Path(json_schema_extra={"enum": list(EvalDir.REPORT_TYPES)})],
-                    svc: Services = Depends(services)):
+                    file: Annotated[str, Path(json_schema_extra={"enum": list(EvalDir.REPORT_TYPES)})]):
     body, media = evaluations.report_file(svc.registry, run_id, name, file)
     disposition = "inline" if file.endswith(".html") else "attachment"
     return Response(body, media_type=media,

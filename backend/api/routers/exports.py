@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Response
 
 from backend.services import npz_export
-from backend.api.deps import Services, model_slot, services
+from backend.api.deps import ServicesDep, model_slot
 from backend.api.routers.images import upload_bytes
 from backend.api.schemas import ExportForm
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/export", tags=["images"], dependencies=[Depends(
              responses={200: {"description": "an NPZ file (numpy.load), as an attachment",
                               "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                    "format": "binary"}}}}})
-def post_npz(form: Annotated[ExportForm, Form()], svc: Services = Depends(services)):
+def post_npz(svc: ServicesDep, form: Annotated[ExportForm, Form()]):
     content, name = npz_export.export_npz(svc, form, upload_bytes(form, svc))
     return Response(content, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Response
 
 from backend.services import adversarial, compare, explain
-from backend.api.deps import Services, model_slot, services
+from backend.api.deps import Services, ServicesDep, model_slot
 from backend.api.schemas import (AttackForm, AttackResponse, CompareFigureForm, CompareForm, CompareResponse,
                              ExplainForm, ExplainResponse, ImageForm)
 
@@ -24,19 +24,19 @@ def upload_bytes(form: ImageForm, svc: Services) -> bytes | None:
 # Sync handlers: FastAPI runs them in its threadpool, so CAMs and attacks never block the event loop.
 @router.post("/explain", response_model=ExplainResponse,
              summary="CAM heatmaps, eps-maps and mask statistics of one image, per method")
-def post_explain(form: Annotated[ExplainForm, Form()], svc: Services = Depends(services)):
+def post_explain(svc: ServicesDep, form: Annotated[ExplainForm, Form()]):
     return explain.explain(svc, form, upload_bytes(form, svc))
 
 
 @router.post("/attack", response_model=AttackResponse,
              summary="PGD-k or MMA on one image within a scalar eps or PART's eps-map")
-def post_attack(form: Annotated[AttackForm, Form()], svc: Services = Depends(services)):
+def post_attack(svc: ServicesDep, form: Annotated[AttackForm, Form()]):
     return adversarial.attack(svc, form, upload_bytes(form, svc))
 
 
 @router.post("/compare", response_model=CompareResponse,
              summary="runs x epochs grid of CAM overlays and predictions for one image (Figure 2)")
-def post_compare(form: Annotated[CompareForm, Form()], svc: Services = Depends(services)):
+def post_compare(svc: ServicesDep, form: Annotated[CompareForm, Form()]):
     return compare.compare(svc, form, upload_bytes(form, svc))
 
 
@@ -47,6 +47,6 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
              summary="the compare grid as a publication-ready Figure 2 (PNG or PDF, matplotlib)",
              responses={200: {"description": "the figure, as an attachment",
                               "content": {"image/png": BINARY, "application/pdf": BINARY}}})
-def post_compare_figure(form: Annotated[CompareFigureForm, Form()], svc: Services = Depends(services)):
+def post_compare_figure(svc: ServicesDep, form: Annotated[CompareFigureForm, Form()]):
     content, media, name = compare.export(svc, form, upload_bytes(form, svc), form.format)
     return Response(content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -7,12 +7,12 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.services import job_specs
-from backend.api.deps import Services, services
+from backend.api.deps import ServicesDep
 from backend.api.errors import ApiError, bad_request
 from backend.services.jobs import TERMINAL
 from backend.api.schemas import JobView
@@ -31,49 +31,48 @@ def _id(job_id: JobId) -> str:
 
 
 @router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job")
-def submit(req: Annotated[job_specs.JobRequest, Body(openapi_examples={
+def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_examples={
         "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 2000}}},
-        "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})],
-        svc: Services = Depends(services)):
+        "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})]):
     build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
     return svc.jobs.submit(build(req, svc.settings, svc.registry))
 
 
 @router.get("", response_model=list[JobView], summary="every job, newest first")
-def list_jobs(svc: Services = Depends(services)):
+def list_jobs(svc: ServicesDep):
     return svc.jobs.views()
 
 
 @router.get("/{job_id}", response_model=JobView, summary="state, phase, epoch, progress, ETA, latest metrics")
-def get_job(job_id: JobId, svc: Services = Depends(services)):
+def get_job(svc: ServicesDep, job_id: JobId):
     return svc.jobs.view(_id(job_id))
 
 
 @router.get("/{job_id}/log", response_class=PlainTextResponse, summary="the tail of the job's output",
             responses={200: {"content": {"text/plain": {}}}})
-def get_log(job_id: JobId, tail: int = Query(65536, ge=1, le=10_000_000), svc: Services = Depends(services)):
+def get_log(svc: ServicesDep, job_id: JobId, tail: int = Query(65536, ge=1, le=10_000_000)):
     return svc.jobs.log(_id(job_id), tail)
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, summary="stop the job's processes; its run keeps the last epoch")
-def cancel(job_id: JobId, svc: Services = Depends(services)):
+def cancel(svc: ServicesDep, job_id: JobId):
     return svc.jobs.cancel(_id(job_id))
 
 
 @router.post("/{job_id}/resume", response_model=JobView, summary="queue an interrupted, failed or cancelled job again")
-def resume(job_id: JobId, svc: Services = Depends(services)):
+def resume(svc: ServicesDep, job_id: JobId):
     return svc.jobs.resume(_id(job_id))
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, summary="forget a finished job (its run stays)")
-def delete(job_id: JobId, svc: Services = Depends(services)):
+def delete(svc: ServicesDep, job_id: JobId):
     svc.jobs.delete(_id(job_id))
     return Response(status_code=204)
 
 
 @router.get("/{job_id}/events", summary="server-sent events: the job view on every change, until it ends",
             responses={200: {"content": {"text/event-stream": {}}}})
-async def events(job_id: JobId, request: Request, svc: Services = Depends(services)):
+async def events(svc: ServicesDep, job_id: JobId, request: Request):
     await run_in_threadpool(svc.jobs.view, _id(job_id))  # 404 before the stream starts
 
     async def stream():

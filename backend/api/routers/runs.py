@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
 from backend.services import render
-from backend.api.deps import Services, services
+from backend.api.deps import Services, ServicesDep
 from backend.api.errors import not_found
 from backend.services.inputs import probe_inputs
 from backend.api.schemas import RunDetail, RunSummary, Sample
@@ -18,12 +18,12 @@ RunId = Annotated[str, Path(description="run id, as listed by GET /api/runs",
 
 
 @router.get("", response_model=list[RunSummary], summary="every run folder under the checkpoint root")
-def list_runs(svc: Services = Depends(services)):
+def list_runs(svc: ServicesDep):
     return svc.registry.runs()
 
 
 @router.get("/{run_id}", response_model=RunDetail, summary="config, per-epoch metrics, evaluation reports")
-def get_run(run_id: RunId, svc: Services = Depends(services)):
+def get_run(svc: ServicesDep, run_id: RunId):
     return svc.registry.detail(run_id)
 
 
@@ -41,13 +41,13 @@ def _probes(svc: Services, run_id: RunId) -> list[tuple]:
 
 
 @router.get("/{run_id}/probes", response_model=list[Sample], summary="the run's fixed probe images")
-def list_probes(run_id: RunId, svc: Services = Depends(services)):
+def list_probes(svc: ServicesDep, run_id: RunId):
     return [{**info, "image_png": render.image_url(x)} for x, info in _probes(svc, run_id)]
 
 
 @router.get("/{run_id}/probes/{k}/image", response_class=Response, summary="a probe image as PNG (model size)",
             responses={200: {"content": {"image/png": {}}}})
-def probe_image(run_id: RunId, k: int, svc: Services = Depends(services)):
+def probe_image(svc: ServicesDep, run_id: RunId, k: int):
     probes = _probes(svc, run_id)
     if not 0 <= k < len(probes):
         raise not_found(f"run '{run_id}' has {len(probes)} probe images; k must be 0..{len(probes) - 1}, got {k}")

@@ -14,7 +14,7 @@ from part.cli import main
 from part.evaluation.job import evaluate_checkpoint
 from part.evaluation.evaluate import evaluate, parse_attack, parse_attacks
 from part.explain.eps_maps import eps_map
-from part.evaluation.reports import heading, images_line, markdown_report
+from part.evaluation.reports import heading, images_line
 from part.evaluation.threat_maps import MapSource
 
 ROOT = Path(__file__).resolve().parents[3]

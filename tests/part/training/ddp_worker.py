@@ -16,7 +16,7 @@ import part.training.trainer as train_mod
 from part.training import distributed as dist
 from part.cli import main
 from part.training.config import preset
-from part.training.cam_cache import MaskCache
+from part.training.cam_cache import CamCache
 from part.runs import RunDir
 
 OUT = Path(sys.argv[1])
@@ -31,7 +31,7 @@ def mask_alignment() -> dict:
     trainer = train_mod.Trainer(preset("fmnist-part", **{**TINY, "augment": "crop-flip", "burn_in_epochs": 0}),
                                 RunDir(OUT / "unused"))
     trainer.cams = lambda x, y, model=None: x[:, 0].clone()  # exactly equivariant to crop and flip
-    trainer.mask_cache = MaskCache.build(trainer.train_set, trainer.cams, epoch=1)
+    trainer.mask_cache = CamCache.build(trainer.train_set, trainer.cams, epoch=1)
     whole = trainer.train_set.get_batch(torch.arange(len(trainer.train_set)))[0][:, 0].half()
     trainer.eps_map = lambda cams: cams[:, None]
     checks, seen = [], []

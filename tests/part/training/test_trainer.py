@@ -5,7 +5,7 @@ import pytest
 
 import part.training.trainer as train_mod
 from part.training.config import preset
-from part.training.cam_cache import MaskCache
+from part.training.cam_cache import CamCache
 from part.runs import RunDir, load_model, load_torch
 from part.training.trainer import Trainer, train
 
@@ -74,7 +74,7 @@ def test_cached_masks_stay_aligned_with_shuffled_augmented_images(tmp_path, monk
     trainer = Trainer(tiny(augment="crop-flip", burn_in_epochs=0), RunDir(tmp_path))
     # A CAM equal to the image itself is exactly equivariant to crop (zero padding) and flip.
     monkeypatch.setattr(trainer, "cams", lambda x, y, model=None: x[:, 0].clone())
-    trainer.mask_cache = MaskCache.build(trainer.train_set, trainer.cams, epoch=1)
+    trainer.mask_cache = CamCache.build(trainer.train_set, trainer.cams, epoch=1)
     monkeypatch.setattr(trainer, "eps_map", lambda cams: cams[:, None])  # hand the CAM itself to the attack
     seen = []
 
