@@ -184,13 +184,13 @@ def _alignment(result: dict) -> str:
 
 
 def per_run_table(results: list[dict], names: dict[str, str], alignment: bool = False) -> str:
-    header = ["Run", "Method", "Seed", "Natural", "PGD-20", "MMA", "AA", "Corruptions", "Checks"]
+    """One row per run; with `alignment` (the testbed's and the ViT's sections) the CAM's energy on the object
+    takes the place of the corruptions."""
+    header = ["Run", "Method", "Seed", "Natural", "PGD-20", "MMA", "AA", "Checks"]
+    header.insert(7, "CAM energy on the object" if alignment else "Corruptions")
     rows = [[names[r["checkpoint_sha256"]], r["label"], str(r.get("train_seed")), _pct(r, "clean"), _pct(r, "pgd20"),
-             _pct(r, "mma"), _pct(r, "aa"), _pct(r, "corruptions"), _checks(r)] for r in results]
-    if alignment:
-        header.append("CAM energy on the object")
-        for row, r in zip(rows, results):
-            row.append(_alignment(r))
+             _pct(r, "mma"), _pct(r, "aa"), _alignment(r) if alignment else _pct(r, "corruptions"), _checks(r)]
+            for r in results]
     return markdown((header, rows))
 
 
@@ -203,32 +203,54 @@ def baseline_pairs(runs: dict) -> list[tuple[str, str]]:
 def control_pairs(runs: dict) -> list[tuple[str, str]]:
     """Each control (a PART run with another recipe) and the plain PART run of its preset and seed."""
     runs = runs.values()
-    plain = {(r["preset"], r["seed"]): r["run"] for r in runs if not r.get("set")}
+    plain = {(r["preset"], r["seed"]): r["run"] for r in runs if "recipe" not in r.get("set", {})}
     return [(r["run"], plain[(r["preset"], r["seed"])]) for r in runs
-            if r.get("set") and (r["preset"], r["seed"]) in plain]
+            if "recipe" in r.get("set", {}) and (r["preset"], r["seed"]) in plain]
 
 
-def difference_table(pairs: list[tuple[str, str]], by_run: dict[str, dict], header: list[str]) -> str:
+def _p(p: float) -> str:
+    return " (p<0.001)" if p < 0.001 else f" (p={p:.2f})" if p >= 0.01 else f" (p={p:.3f})"
+
+
+def _energy_change(r: dict, base: dict) -> str:
+    """The change of the CAM's mean energy on the object, with the Wilcoxon signed-rank p over the same images."""
+    from scipy.stats import wilcoxon
+
+    ours, theirs = r["attacks"].get("alignment") or {}, base["attacks"].get("alignment") or {}
+    if ours.get("energy") is None or theirs.get("energy") is None:
+        return "–"
+    a, b = ours.get("energy_per_image") or [], theirs.get("energy_per_image") or []
+    text = f"{ours['energy'] - theirs['energy']:+.3f}"
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if len(a) == len(b) and pairs and any(x != y for x, y in pairs):
+        text += _p(float(wilcoxon([x for x, _ in pairs], [y for _, y in pairs]).pvalue))
+    return text
+
+
+def difference_table(pairs: list[tuple[str, str]], by_run: dict[str, dict], header: list[str],
+                     attacks: tuple[str, ...] = ("clean", "pgd20", "mma", "aa", "corruptions"),
+                     energy: bool = False) -> str:
     """Run minus reference, in points, with the exact McNemar p-value where both were attacked image by image
-    on the same images. Pairs with a run not evaluated yet are left out."""
+    on the same images (and, with `energy`, the change of the CAM's energy on the object with Wilcoxon's p).
+    Pairs with a run not evaluated yet are left out."""
     rows = []
     for name, ref in pairs:
         r, base = by_run.get(name), by_run.get(ref)
         if r is None or base is None:
             continue
         cells = []
-        for a in ("clean", "pgd20", "mma", "aa", "corruptions"):
+        for a in attacks:
             ours, theirs = r["attacks"].get(a, {}), base["attacks"].get(a, {})
             if _acc(r, a) is None or _acc(base, a) is None:
                 cells.append("–")
                 continue
             text = f"{_acc(r, a) - _acc(base, a):+.2f}"
             if ours.get("correct") and ours.get("n") == theirs.get("n"):
-                p = mcnemar(ours["correct"], theirs["correct"])
-                text += " (p<0.001)" if p < 0.001 else f" (p={p:.2f})" if p >= 0.01 else f" (p={p:.3f})"
+                text += _p(mcnemar(ours["correct"], theirs["correct"]))
             cells.append(text)
-        rows.append([name, ref] + cells)
-    return markdown((header + ["Natural", "PGD-20", "MMA", "AA", "Corruptions"], rows))
+        rows.append([name, ref] + cells + ([_energy_change(r, base)] if energy else []))
+    heads = {"clean": "Natural", "pgd20": "PGD-20", "mma": "MMA", "aa": "AA", "corruptions": "Corruptions"}
+    return markdown((header + [heads[a] for a in attacks] + (["CAM energy on the object"] if energy else []), rows))
 
 
 def timing(runs: dict, names: list[str]) -> str:
@@ -252,7 +274,7 @@ def timing(runs: dict, names: list[str]) -> str:
     for name in names:
         r = runs[name]
         base = r["surrogate"]
-        if name in seconds and base in seconds and part[name] and not part[base] and not r.get("set"):
+        if name in seconds and base in seconds and part[name] and not part[base] and "recipe" not in r.get("set", {}):
             (b1, b2), (p1, p2) = seconds[base], seconds[name]
             ratios.append([name, base, f"{(p1 + p2) / (b1 + b2):.3f}", f"{p2 / b2:.3f}"])
     return markdown((header, rows)) + "\n" + markdown((ratios[0], ratios[1:]))
@@ -271,15 +293,16 @@ def measured(only: list[str] | None = None, group: str = "runs") -> str:
     by_run = {names[r["checkpoint_sha256"]]: r for r in results}
     missing = [n for n in runs if n not in evaluated]
     testbed = group != "runs"  # their own sections: alignment per run, no corruption tables
+    columns = dict(attacks=("clean", "pgd20", "mma", "aa"), energy=True) if testbed else {}
     eps = ", ".join(sorted({str(r.get("eps_text")) for r in results}))
     parts = [f"L-inf eps = {eps}; {images_line(results)}.\n\n",
              "### Table 1: accuracy (%), mean ± std over seeds, (difference to the baseline)\n\n",
              table1(results, _baselines(results)),
              "\n### Every run\n\n", per_run_table(results, names, alignment=testbed),
              "\n### PART minus its baseline, run by run (percentage points; exact McNemar p on the same images)\n\n",
-             difference_table(baseline_pairs(runs), by_run, ["PART run", "Baseline run"]),
+             difference_table(baseline_pairs(runs), by_run, ["PART run", "Baseline run"], **columns),
              "\n### Controls minus PART, same defense and seed (percentage points; exact McNemar p)\n\n",
-             difference_table(control_pairs(runs), by_run, ["Control run", "PART run"])]
+             difference_table(control_pairs(runs), by_run, ["Control run", "PART run"], **columns)]
     if not testbed:
         parts += ["\n### Corruptions at severity 1 (accuracy %, Table 4)\n\n", corruption_table(results, 1),
                   "\n### Corruptions, mean over severities 1-5 (accuracy %)\n\n", corruption_table(results, None)]
@@ -287,6 +310,9 @@ def measured(only: list[str] | None = None, group: str = "runs") -> str:
               "\n### Commands\n\n```bash\n", _commands(m, runs), "```\n"]
     if missing:
         parts.insert(0, f"Not measured yet: {', '.join(missing)}.\n\n")
+    pending = [f"{n} ({', '.join(runs[n]['pending'])})" for n in evaluated if runs[n].get("pending")]
+    if pending:
+        parts.insert(0, f"Attacks not run yet, shown as –: {'; '.join(pending)} (the commands below run them).\n\n")
     return "".join(parts)
 
 

@@ -79,18 +79,24 @@ def test_shipped_run_is_fully_evaluated_on_the_common_images(name):
     assert result["epoch"] == TrainConfig.from_dict(RunDir(ROOT / name).config()).epochs
     assert "amp" not in result  # reported accuracies are measured in float32, whatever the training precision
     assert n["clean"] == n["pgd20"] == 10000
+    pending = set(OWN_SECTION.get(name, {}).get("pending", []))  # named in the manifest, shown as "–" in the docs
+    assert pending <= {"mma", "aa", "checks"} and not pending & set(n)
     if name in OWN_SECTION:  # AutoAttack, MMA and the checks on fewer images; the CAM's alignment on all
         sizes = OWN_SECTION[name]["eval"]
-        assert (n["aa"], n["mma"], n["alignment"]) == (sizes["aa_images"], sizes["mma_images"], 10000)
+        expected = {"aa": sizes["aa_images"], "mma": sizes["mma_images"], "alignment": 10000}
+        assert {a: n[a] for a in expected if a not in pending} == {a: v for a, v in expected.items() if a not in pending}
         assert result["attacks"]["alignment"]["energy"] is not None
     else:
         assert n["aa"] == MANIFEST["aa_images"]
     if name in {r["run"] for r in MANIFEST["runs"]}:  # the parity runs need natural, PGD-20, AA and the checks
         assert n["mma"] == 10000 and n["corruptions"] == MANIFEST["aa_images"]
-    assert len(result["attacks"]["checks"]["checks"]) == 5
+    if "checks" not in pending:
+        assert len(result["attacks"]["checks"]["checks"]) == 5
     dataset = RunDir(ROOT / name).config()["dataset"]
     first = next(n for n in SHIPPED if RunDir(ROOT / n).config()["dataset"] == dataset)
     [theirs] = load_results([ROOT / first / "eval" / "epoch_0010"])
+    if "aa" in pending:
+        return
     [this] = load_results([ROOT / name / "eval" / "epoch_0010"])
     if this["n"] == theirs["n"]:
         assert this["indices"] == theirs["indices"]  # AutoAttack saw the same images for every model
