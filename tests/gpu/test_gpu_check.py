@@ -65,10 +65,10 @@ def test_the_command_is_the_one_make_test_gpu_runs(tmp_path):
 
 
 @pytest.mark.parametrize("damage,message", [
-    (lambda run: (run / "mask_cache.pt").unlink(), "mask_cache.pt is missing"),
+    (lambda run: (run / "mask_cache.pt").unlink(), "the resume state or the CAM cache is missing"),
     (lambda run: shutil.rmtree(run / "probes"), "incomplete: FileNotFoundError.*probes/epoch_0001.pt"),
     (lambda run: next((run / "checkpoints").iterdir()).write_bytes(b"garbage"), "incomplete: .*epoch_0001"),
-    (lambda run: (run / "metrics.jsonl").write_text(""), "metrics.jsonl has 0 rows"),
+    (lambda run: (run / "metrics.jsonl").write_text(""), "the metrics hold 0 epochs"),
     (lambda run: (run / "status.json").write_text('{"state": "failed", "message": "boom"}'), "status is 'failed'"),
 ])
 def test_an_incomplete_run_folder_is_named(cpu_run, tmp_path, damage, message):
@@ -80,5 +80,5 @@ def test_an_incomplete_run_folder_is_named(cpu_run, tmp_path, damage, message):
 
 
 def test_a_run_in_another_precision_is_refused(cpu_run):
-    with pytest.raises(gpu_check.CheckFailed, match="config.json has amp='off', expected 'bf16'"):
+    with pytest.raises(gpu_check.CheckFailed, match="the config has amp='off', expected 'bf16'"):
         gpu_check.check_run(cpu_run, {**EXPECTED, "amp": "bf16"})
