@@ -14,6 +14,7 @@ MASK_SCALE = [[0.0, "#1b1b1b"], [1.0, "#f5f5f5"]]
 METHOD_COLORS = {"AT": "#1f77b4", "PART": "#d62728", "TRADES": "#2ca02c", "PART-T": "#ff7f0e",
                  "MART": "#9467bd", "PART-M": "#8c564b"}
 PALETTE = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f", *METHOD_COLORS.values()]
+MARKERS = ["circle", "square", "diamond", "triangle-up", "x", "star", "hexagon", "cross"]
 FONT = dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13)
 CURVES = [("test_clean_acc", "Clean accuracy (%)", 100), ("test_pgd_acc", "PGD accuracy (%)", 100),
           ("train_loss", "Training loss", 1), ("full_eps_fraction", "Pixels at full eps (%)", 100)]
@@ -22,14 +23,24 @@ SCHEDULES = [("eps", "Budget schedule (/255)", 255, "solid"), ("eps_low", "Budge
              ("tau", "tau / threshold schedule", 1, "solid"), ("threshold", "tau / threshold schedule", 1, "dot")]
 
 
-def run_colors(names: Sequence[str], methods: dict[str, str] | None = None) -> dict[str, str]:
-    """A colour per name: the first run of each method gets the method's colour, the rest the palette's."""
-    methods, colors, spare = methods or {}, {}, iter(PALETTE * 4)
+def run_styles(names: Sequence[str], methods: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per name: the first run of each method gets the method's colour, the rest the palette's;
+    once every colour is taken the colours repeat with the next marker, so any number of runs stays apart."""
+    methods, styles = methods or {}, {}
+    pool = [(c, m) for m in MARKERS for c in PALETTE]
     for name in names:
+        used = set(styles.values())
         own = METHOD_COLORS.get(methods.get(name, ""))
-        colors[name] = own if own and own not in colors.values() else next(c for c in spare
-                                                                           if c not in colors.values())
-    return colors
+        if own and (own, MARKERS[0]) not in used:
+            styles[name] = (own, MARKERS[0])
+        else:  # past len(pool) runs (80) styles repeat rather than fail
+            styles[name] = next((s for s in pool if s not in used), pool[len(styles) % len(pool)])
+    return styles
+
+
+def run_colors(names: Sequence[str], methods: dict[str, str] | None = None) -> dict[str, str]:
+    """A colour per name (run_styles' colours; past the palette a colour comes back with another marker)."""
+    return {name: colour for name, (colour, _) in run_styles(names, methods).items()}
 
 
 def _layout(fig: go.Figure, height: int, **kw: Any) -> go.Figure:
@@ -91,13 +102,15 @@ def epoch_curves(series: list[dict], *, burn_in: dict[str, int], marked_epoch: i
     panels = list(dict.fromkeys(c[1] for c in extra))
     fig = make_subplots(rows=2 + bool(panels), cols=2, subplot_titles=[c[1] for c in CURVES] + panels,
                         horizontal_spacing=0.08, vertical_spacing=0.2 if not panels else 0.13)
-    colors = run_colors([s["run"] for s in series], {s["run"]: s.get("method", "") for s in series})
+    styles = run_styles([s["run"] for s in series], {s["run"]: s.get("method", "") for s in series})
+    colors = {run: colour for run, (colour, _) in styles.items()}
     for s in series:
         epochs = [row["epoch"] for row in s["metrics"]]
         for k, (key, name, factor) in enumerate(CURVES):
             ys = [None if row.get(key) is None else row[key] * factor for row in s["metrics"]]
             fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=s["label"],
                                      legendgroup=s["run"], showlegend=k == 0, line_color=colors[s["run"]],
+                                     marker_symbol=styles[s["run"]][1],
                                      hovertemplate=f"{s['label']}<br>epoch %{{x}}: %{{y:.2f}}<extra>{name}</extra>"),
                           row=k // 2 + 1, col=k % 2 + 1)
         for key, panel, factor, dash in extra:
@@ -164,10 +177,10 @@ def lines(groups: dict[str, tuple[list[float], list[float]]], *, title: str, x_t
           height: int = 320) -> go.Figure:
     """One line per group of (xs, accuracies in [0,1]); y in %."""
     fig = go.Figure()
-    colors = run_colors(list(groups), methods)
+    styles = run_styles(list(groups), methods)
     for name, (xs, ys) in groups.items():
         fig.add_trace(go.Scatter(x=[x * x_factor for x in xs], y=[100 * y for y in ys], mode="lines+markers",
-                                 name=name, line_color=colors[name],
+                                 name=name, line_color=styles[name][0], marker_symbol=styles[name][1],
                                  hovertemplate=f"{name}<br>%{{x:.1f}}: %{{y:.1f}}%<extra></extra>"))
     fig.update_xaxes(title=x_title, dtick=x_dtick)
     fig.update_yaxes(title=y_title, range=[0, 100])

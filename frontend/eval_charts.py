@@ -7,7 +7,7 @@ import math
 
 import plotly.graph_objects as go
 
-from frontend.charts import FONT, METHOD_COLORS, PALETTE, run_colors
+from frontend.charts import FONT, METHOD_COLORS, PALETTE, run_colors, run_styles
 
 CATEGORY_STYLE = {"baseline": ("circle", "baseline (AT, TRADES, MART)"), "PART": ("diamond", "PART"),
                   "control": ("x", "control (shuffled, uniform-mean)")}
@@ -24,14 +24,15 @@ def _layout(fig: go.Figure, height: int, title: str, **kw) -> go.Figure:
 def eps_curves(curves: list[dict], *, methods: dict[str, str]) -> go.Figure:
     """Accuracy (%) vs eps (/255 on the axis, the fraction in the hover); one line per (run, attack)."""
     fig = go.Figure()
-    colors = run_colors(list(dict.fromkeys(c["run"] for c in curves)), methods)
+    styles = run_styles(list(dict.fromkeys(c["run"] for c in curves)), methods)
     dashes = ["solid", "dot", "dash", "dashdot"]
     kinds = list(dict.fromkeys(c["attack"] for c in curves))
     for c in curves:
         name = f"{c['run']} · {c['attack']} (n={c['n']})"
         fig.add_trace(go.Scatter(
             x=[255 * e for e in c["eps"]], y=[100 * a for a in c["accuracy"]], mode="lines+markers", name=name,
-            line=dict(color=colors[c["run"]], dash=dashes[kinds.index(c["attack"]) % len(dashes)]),
+            line=dict(color=styles[c["run"]][0], dash=dashes[kinds.index(c["attack"]) % len(dashes)]),
+            marker=dict(symbol=styles[c["run"]][1], size=8),
             customdata=c["eps"], hovertemplate=f"{name}<br>eps %{{customdata:.4g}} = %{{x:.1f}}/255: "
                                                 f"%{{y:.2f}}%<extra></extra>"))
     fig.update_xaxes(title="eps (/255; pixels in [0, 1])")

@@ -10,6 +10,7 @@
     RUN/probes/inputs.pt         the fixed probe test images
     RUN/probes/epoch_NNNN.pt     per epoch: probe CAMs, eps-maps, predictions, probabilities
     RUN/eval/NAME/               one evaluation (EvalDir): eval.json, report.md, report.html, AutoAttack's state
+    ROOT/shipped.json            beside the run folders: the runs shipped with the studio, in named groups
 
 An evaluation of a bare checkpoint file (no run around it) goes to CKPT_DIR/eval_<checkpoint name>/.
 
@@ -390,6 +391,19 @@ class EvalDir:
     def state_dir(self) -> Path:
         """Where a resumable attack keeps its state (AutoAttack: AUTOATTACK_STATE)."""
         return self.path
+
+
+MANIFEST = "shipped.json"
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """ROOT/shipped.json (the shipped runs in named groups, the featured pair), or {} when it is missing or
+    unreadable: the manifest only names things, nothing depends on it being there."""
+    try:
+        data = json.loads((Path(root) / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # What the paper's tables call a run's method: its defense, plain and pixel-reweighted.

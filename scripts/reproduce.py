@@ -28,6 +28,7 @@ from part.training.config import preset
 from part.runs import method_label
 from part.evaluation.reports import corruption_table, images_line, load_results, markdown, mcnemar, table1
 from part.runs import RunDir
+from part.experiments import find_experiments
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = Path("checkpoints")
@@ -195,9 +196,11 @@ def per_run_table(results: list[dict], names: dict[str, str], alignment: bool = 
 
 
 def baseline_pairs(runs: dict) -> list[tuple[str, str]]:
-    """Each PART run and the baseline it was checked against (same seed; the controls against AT seed 0)."""
-    return [(n, r["surrogate"]) for n, r in runs.items()
-            if preset(r["preset"]).part and not preset(runs[r["surrogate"]]["preset"]).part]
+    """Each PART run (controls too) and its baseline: the same experiment's run of its defense and seed without
+    PART (part.experiments, from the runs' configs), in the manifest's order."""
+    configs = {n: RunDir(ROOT / CHECKPOINTS / n).config() for n in runs if RunDir(ROOT / CHECKPOINTS / n).exists()}
+    bases = {r: b.run for e in find_experiments(configs) for r, b in e.baselines.items() if b.run}
+    return [(n, bases[n]) for n in runs if n in bases]
 
 
 def control_pairs(runs: dict) -> list[tuple[str, str]]:

@@ -83,6 +83,8 @@ class AttackForm(CamForm):
     steps: int = Field(10, ge=1, le=200)
     step_size: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="step size (default: eps/4)")
     random_start: bool = True
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="seed of the random start (default: the server's "
+                                                                   "stream), so the same request draws the same start")
 
 
 class ExportForm(AttackForm):
@@ -342,13 +344,27 @@ class EvaluationsResponse(BaseModel):
     attacks: list[dict[str, Any]] = Field(description="attack names with one accuracy each, in Table 1 order, and their headings")
     rows: list[dict[str, Any]] = Field(description="one per run and epoch: the run's evaluations merged per checkpoint "
                                                    "(each attack from its largest evaluation, with n)")
-    methods: list[dict[str, Any]] = Field(description="per method label: mean and sample std (%) over its runs' newest "
-                                                      "epochs, and the difference of means to its paired baseline")
-    pairs: list[dict[str, Any]] = Field(description="each PART run minus its baseline (same dataset, defense and seed), "
-                                                    "in points, with the exact McNemar p on the same images")
+    experiments: list[dict[str, Any]] = Field(description="per experiment (runs comparable with each other: "
+                                                          "part.experiments) among the chosen runs: its methods, "
+                                                          "pairs and the PART runs without a baseline, with why")
+    methods: list[dict[str, Any]] = Field(description="per experiment and arm (runs that differ only in the seed): "
+                                                      "mean and sample std (%) over its runs' newest epochs, and the "
+                                                      "difference of means to its baseline arm")
+    pairs: list[dict[str, Any]] = Field(description="each PART run minus its baseline (the same experiment's run of "
+                                                    "its defense and seed without PART), in points, with the exact "
+                                                    "McNemar p on the same images")
     classes: list[str] | None
     eps: list[dict[str, float]]
     images_line: str
+    skipped: list[dict[str, str]] = Field(default=[], description="chosen runs left out, each with why (a file "
+                                                                  "that cannot be read)")
+
+
+class ExperimentsResponse(BaseModel):
+    experiments: list[dict[str, Any]] = Field(description="each experiment: id (a shipped group or exp-<key "
+                                                          "digest>), description, key, featured, runs, arms, "
+                                                          "arm_of, baselines (run -> run, candidates, note), evaluated")
+    problems: list[dict[str, str]] = Field(description="runs in no experiment because their config cannot be read")
 
 
 class WinsImage(BaseModel):
@@ -376,6 +392,10 @@ class WinsResponse(BaseModel):
     dataset: str | None
     n: int
     sources: list[str] = Field(description="the evaluation folders (RUN/eval/NAME) the results come from")
+    seeds: list[int | None] = Field(default=[], description="the seed each of the two evaluations drew its random "
+                                                           "starts with")
+    params: dict[str, Any] = Field(default={}, description="the attack's parameters as run A's evaluation stored them "
+                                                          "(steps, step size, ...)")
     accuracy_a: float
     accuracy_b: float
     counts: dict[str, int] = Field(description="only_a, only_b (kept by one model only), both, neither")

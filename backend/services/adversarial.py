@@ -59,8 +59,12 @@ def run_attacks(svc: Services, form: AttackForm, data: bytes | None, budgets=("e
         adversarial, after = {}, {}
         for kind in budgets:
             eps = emap if kind == "eps-map" else torch.full_like(emap, mask.eps)
-            adversarial[kind] = run(model, x, y, eps=eps, step_size=step_size, steps=form.steps,
-                                    random_start=form.random_start)
+            cuda = [x.device.index or 0] if x.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):  # a seeded start leaves the server's own streams alone
+                if form.seed is not None:
+                    torch.manual_seed(form.seed)
+                adversarial[kind] = run(model, x, y, eps=eps, step_size=step_size, steps=form.steps,
+                                        random_start=form.random_start)
             after[kind] = probabilities(model, adversarial[kind])
     return loaded, image, mask, Attacked(x, int(y[0]), target, cam, emap, adversarial, before, after, step_size,
                                          None if donor is None else donor.info)

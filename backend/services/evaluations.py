@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import statistics
 import threading
 from typing import Any, Sequence
 
-from backend.api.errors import bad_request
+from backend.api.errors import ApiError, bad_request, not_found
+from backend.services import experiments
 from backend.services.registry import Registry
 from part.evaluation import reports
+from part.experiments import Experiment, experiment_of
 from part.runs import EvalDir, RunDir, RunFolderError
 
 CONTROL_RECIPES = ("shuffled", "uniform-mean")  # the controls of docs/results.md
@@ -25,14 +28,20 @@ MAX_RUNS = 64
 RUN_LIST = re.compile(r"\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*")
 
 
-def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
-    """'a,b' -> ['a', 'b'] (each checked to be a run); empty: every run that has an evaluation."""
-    if text is not None and not RUN_LIST.fullmatch(text):
-        raise bad_request(f"runs '{text[:80]}' is not accepted; give run ids separated by commas (e.g. "
-                          "fmnist-at-s0,fmnist-part-s0), or leave runs out for every evaluated run")
-    ids = list(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
+def parse_ids(text: str, what: str) -> list[str]:
+    """'a,b' -> ['a', 'b'] (at most MAX_RUNS, each an id); a malformed list is refused saying what is accepted."""
+    if not RUN_LIST.fullmatch(text):
+        raise bad_request(f"{what} '{text[:80]}' is not accepted; give ids separated by commas (e.g. "
+                          f"{'main,testbed' if what == 'experiments' else 'fmnist-at-s0,fmnist-part-s0'})")
+    ids = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if len(ids) > MAX_RUNS:
-        raise bad_request(f"{len(ids)} runs asked for; the limit is {MAX_RUNS}")
+        raise bad_request(f"{len(ids)} {what} asked for; the limit is {MAX_RUNS}")
+    return ids
+
+
+def parse_run_ids(text: str | None, registry: Registry) -> list[str]:
+    """'a,b' -> ['a', 'b']; empty: every run that has an evaluation."""
+    ids = parse_ids(text, "runs") if text is not None else []
     return ids or [rid for rid in registry.run_ids() if RunDir(registry.root / rid).has_evaluations()]
 
 
@@ -113,48 +122,92 @@ def category(config: dict) -> str:
     return "control" if config.get("recipe") in CONTROL_RECIPES else "PART"
 
 
-def paired_baseline(rid: str, configs: dict[str, dict]) -> str | None:
-    """The run a PART run (or control) is measured against: same dataset and defense, no PART, same seed."""
-    cfg = configs[rid]
-    if not cfg.get("part"):
-        return None
-    same = [o for o, c in configs.items() if not c.get("part") and c.get("dataset") == cfg.get("dataset")
-            and c.get("defense") == cfg.get("defense") and c.get("seed") == cfg.get("seed")]
-    return sorted(same)[0] if same else None
-
-
-def evaluations(registry: Registry, run_ids: list[str]) -> dict[str, Any]:
-    configs, results, folders = {}, {}, {}
+def evaluations(registry: Registry, run_ids: list[str], experiment_ids: list[str] | None = None) -> dict[str, Any]:
+    """Every number of the Evaluate page for the chosen runs (or every run of the chosen experiments), grouped
+    by experiment: means over seeds and paired differences are computed inside one experiment only, and a PART
+    run is measured against its experiment's baseline (read even when the baseline is not among the chosen)."""
+    exps, configs, problems = experiments.zoo(registry)
+    known = {e.id: e for e in exps}
+    for eid in experiment_ids or []:
+        if eid not in known:
+            raise not_found(f"experiment '{eid[:60]}' is not among the runs; experiments: {', '.join(known) or 'none'}")
+    if experiment_ids:
+        run_ids = [r for eid in experiment_ids for r in known[eid].runs
+                   if RunDir(registry.root / r).has_evaluations()]
+    results, folders, skipped = {}, {}, []
     for rid in run_ids:
-        run = folders[rid] = registry.run(rid)  # 400 / 404 / 409 naming the problem; checks config.json
-        configs[rid] = run.config()
+        if rid in problems:
+            skipped.append({"run": rid, "problem": problems[rid]})
+            continue
+        run = folders[rid] = registry.run(rid)  # 400 / 404 naming the problem
         try:
             results[rid] = checkpoint_results(rid, run)
         except (RunFolderError, OSError) as err:
             results[rid] = []
-            configs[rid]["_problem"] = str(err)
-    rows = [_row(r, configs[rid]) for rid in run_ids for r in results[rid]]
-    newest = {rid: results[rid][-1] for rid in run_ids if results[rid]}
+            skipped.append({"run": rid, "problem": str(err)})
+    chosen = [rid for rid in run_ids if rid in results]
+    rows = [_row(r, configs[rid], experiment_of(rid, exps)) for rid in chosen for r in results[rid]]
     attacks = _attack_order({a for row in rows for a in row["attacks"]})
-    base_of = {rid: paired_baseline(rid, configs) for rid in newest}
-    label_base = {}
-    for rid, base in base_of.items():
-        if base in newest:
-            label_base.setdefault(newest[rid].get("label"), newest[base].get("label"))
+    groups = [_experiment(e, [r for r in chosen if r in e.runs], results, registry, configs, attacks)
+              for e in exps if any(r in e.runs for r in chosen)]
+    newest = [results[rid][-1] for rid in chosen if results[rid]]
+    eps = sorted({r.get("eps") for r in newest if r.get("eps") is not None})
+    return {"runs": chosen, "reports": {rid: report_listing(folders[rid]) for rid in chosen},
+            "attacks": [{"attack": a, "heading": reports.heading(a)} for a in attacks], "rows": rows,
+            "experiments": groups, "methods": [m for g in groups for m in g["methods"]],
+            "pairs": [p for g in groups for p in g["pairs"]],
+            "classes": next((r.get("classes") for r in newest if r.get("classes")), None),
+            "eps": [{"eps": e, "eps_255": round(255 * e, 3)} for e in eps],
+            "images_line": reports.images_line(newest) if newest else "", "skipped": skipped}
+
+
+def _experiment(exp: Experiment, chosen: list[str], results: dict[str, list[dict]], registry: Registry,
+                configs: dict[str, dict], attacks: list[str]) -> dict[str, Any]:
+    """One experiment's block: per arm the mean ± std over its chosen runs, each chosen PART run minus its
+    baseline, and a note for every PART run that has no baseline (or more than one)."""
+    newest = {rid: {**results[rid][-1], "label": exp.arm_of[rid]} for rid in chosen if results[rid]}
+    label_base, pairs, notes = {}, [], []
+    for rid in newest:
+        base = exp.baselines.get(rid)
+        if base is None:
+            continue
+        if base.run is None:
+            notes.append({"run": rid, "note": base.note})
+            continue
+        theirs = newest.get(base.run) or _newest(registry, base.run, exp, results)
+        if theirs is None:
+            notes.append({"run": rid, "note": f"its baseline {base.run} has no evaluation yet"})
+            continue
+        label_base.setdefault(exp.arm_of[rid], exp.arm_of[base.run])
+        pairs.append(_pair(rid, base.run, newest[rid], theirs, attacks) | {"experiment": exp.id})
     methods = reports.method_summary(list(newest.values()), attacks, label_base)
     for m in methods:
-        m["category"] = next((category(configs[rid]) for rid, r in newest.items() if r.get("label") == m["label"]),
-                             "PART")
-        m["run_ids"] = [rid for rid, r in newest.items() if r.get("label") == m["label"]]
-    pairs = [_pair(rid, base, newest[rid], newest[base], attacks) for rid, base in base_of.items()
-             if base in newest]
-    classes = next((r.get("classes") for r in newest.values() if r.get("classes")), None)
-    eps = sorted({r.get("eps") for r in newest.values() if r.get("eps") is not None})
-    files = {rid: report_listing(folders[rid]) for rid in run_ids}
-    return {"runs": run_ids, "reports": files, "attacks": [{"attack": a, "heading": reports.heading(a)} for a in attacks],
-            "rows": rows, "methods": methods, "pairs": pairs, "classes": classes,
-            "eps": [{"eps": e, "eps_255": round(255 * e, 3)} for e in eps],
+        m["run_ids"] = [rid for rid, r in newest.items() if r["label"] == m["label"]]
+        _paired_deltas(m, [p for p in pairs if p["run"] in m["run_ids"]])
+        m["category"] = category(configs[m["run_ids"][0]])
+        m["experiment"] = exp.id
+    return {"id": exp.id, "description": exp.description, "featured": exp.featured, "runs": chosen,
+            "methods": methods, "pairs": pairs, "notes": notes,
             "images_line": reports.images_line(list(newest.values())) if newest else ""}
+
+
+def _paired_deltas(method: dict, pairs: list[dict]) -> None:
+    """An arm's difference to its baseline as the mean of its runs' paired differences (each run against its
+    own seed's baseline), never a mean over one set of seeds minus a mean over another."""
+    for a, c in method["attacks"].items():
+        deltas = [p["attacks"][a]["delta"] for p in pairs if a in p["attacks"]]
+        c["delta"] = statistics.fmean(deltas) if deltas else None
+        c["paired_runs"] = len(deltas)
+
+
+def _newest(registry: Registry, rid: str, exp: Experiment, results: dict[str, list[dict]]) -> dict | None:
+    found = results.get(rid)
+    if found is None:
+        try:
+            found = checkpoint_results(rid, registry.run(rid))
+        except (RunFolderError, OSError, ApiError):
+            return None
+    return {**found[-1], "label": exp.arm_of[rid]} if found else None
 
 
 def _attack_order(names: set[str]) -> list[str]:
@@ -167,7 +220,7 @@ def _attack_order(names: set[str]) -> list[str]:
     return sorted(names, key=rank)
 
 
-def _row(r: dict, cfg: dict) -> dict[str, Any]:
+def _row(r: dict, cfg: dict, exp: Experiment | None) -> dict[str, Any]:
     attacks, per_class_acc, sweeps = {}, {}, []
     for name, rec in r["attacks"].items():
         if rec.get("accuracy") is not None:
@@ -187,7 +240,8 @@ def _row(r: dict, cfg: dict) -> dict[str, Any]:
                        "accuracy": curve["accuracy"], "n": checks.get("n") or r.get("n"), "steps": curve.get("steps")})
     corr = r["attacks"].get("corruptions") or {}
     eps = r.get("eps")
-    return {"run": r["run_id"], "epoch": r.get("epoch"), "label": r.get("label"), "dataset": r.get("dataset"),
+    return {"run": r["run_id"], "epoch": r.get("epoch"), "label": exp.arm_of[r["run_id"]] if exp else r.get("label"),
+            "experiment": exp.id if exp else None, "dataset": r.get("dataset"),
             "category": category(cfg), "recipe": cfg.get("recipe"), "seed": cfg.get("seed"),
             "eps": eps, "eps_255": None if eps is None else round(255 * eps, 3), "eps_text": r.get("eps_text"),
             "n": r.get("n"), "attacks": attacks, "per_class": per_class_acc, "sweeps": sweeps,
@@ -239,12 +293,8 @@ def report_file(registry: Registry, run_id: str, name: str, file: str) -> tuple[
     run = registry.run(run_id)
     names = [n for n, _, _ in run.eval_stamp()]
     if name not in names:
-        from backend.api.errors import not_found
-
         raise not_found(f"run '{run_id}' has no evaluation '{name[:60]}'; its evaluations: {', '.join(names) or 'none'}")
     path = run.eval_report_file(name, file)  # RunFolderError (409) when a link leads out of the run
     if not path.is_file():
-        from backend.api.errors import not_found
-
         raise not_found(f"evaluation {run_id}/{name} has no {file} (written by `part eval` or `part report`)")
     return path.read_bytes(), EvalDir.REPORT_TYPES[file]

@@ -17,7 +17,7 @@ from part.explain.attention import ATTENTION_METHODS
 from part.explain.cam import METHODS, NATIVE_METHODS
 from part.training.config import CHOICES, PRESETS, RANGES, TrainConfig, preset
 from part.data.datasets import DATASETS
-from part.runs import RunDir, method_label
+from part.runs import RunDir, method_label, read_manifest
 from part.training.defenses import DEFENSES
 from part.evaluation.evaluate import ACCEPTED, DEFAULT_ATTACKS
 from part.explain.eps_maps import RECIPES, recipe_options
@@ -44,10 +44,8 @@ def _model(spec: models.ModelSpec) -> dict[str, Any]:
 
 def featured_pair(root: Path) -> list[str] | None:
     """The pair of runs Compare opens on: `featured` in ROOT/shipped.json, when both runs are there."""
-    try:
-        pair = json.loads((root / "shipped.json").read_text()).get("featured", {}).get("pair")
-    except (OSError, ValueError, AttributeError):
-        return None
+    featured = read_manifest(root).get("featured")
+    pair = featured.get("pair") if isinstance(featured, dict) else None
     if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(r, str) for r in pair)):
         return None
     return pair if all(RunDir(root / r).exists() for r in pair) else None

@@ -99,11 +99,11 @@ class Registry:
         try:
             cfg, metrics, state = run.config(), run.metrics(), run_state(run)
         except (RunFolderError, OSError) as err:
-            return {"id": run_id, "dataset": None, "model": None, "defense": None, "part": False, "label": None, "recipe": None,
+            return {"id": run_id, "dataset": None, "image_size": None, "model": None, "defense": None, "part": False, "label": None, "recipe": None,
                     "cam_methods": [], "planned_epochs": None, "epochs": _safe(run.epochs, []),
                     "probe_epochs": _safe(run.probe_epochs, []), "state": "broken",
                     "latest": None, "problem": str(err)}
-        return {"id": run_id, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
+        return {"id": run_id, "dataset": cfg.get("dataset"), "image_size": cfg.get("image_size", 0), "model": cfg.get("model"),
                 "defense": cfg.get("defense"), "part": bool(cfg.get("part")),
                 "label": method_label(cfg.get("defense"), bool(cfg.get("part"))), "recipe": cfg.get("recipe"),
                 "cam_methods": list(cfg.get("cam_methods") or []), "planned_epochs": cfg.get("epochs"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.api.errors import bad_request, conflict, not_found
+from backend.services import experiments
 from backend.services.evaluations import EvalCache
 from backend.services.registry import Registry
 from part.evaluation import reports
@@ -44,7 +45,8 @@ def _read(run_id: str, run) -> list[dict]:
                 out.append({"epoch": report.get("epoch"), "attack": attack, "n": len(correct), "correct": correct,
                             "indices": indices, "labels": labels, "classes": report.get("classes"),
                             "dataset": report.get("dataset"), "label": report.get("label"), "source": name,
-                            "accuracy": rec.get("accuracy")})
+                            "accuracy": rec.get("accuracy"), "seed": report.get("seed"),
+                            "params": rec.get("params") if isinstance(rec.get("params"), dict) else {}})
     return out
 
 
@@ -68,6 +70,9 @@ def wins(registry: Registry, run_a: str, run_b: str, *, attack: str | None = Non
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise bad_request(f"limit must be 1..{MAX_PAGE} and offset >= 0; got limit {limit}, offset {offset}")
     ca, cb = _candidates(registry, run_a), _candidates(registry, run_b)
+    why = experiments.same_test_images(registry, run_a, run_b)
+    if why:
+        raise bad_request(why)
     ea, eb = _epoch(ca, run_a, epoch_a, None), _epoch(cb, run_b, epoch_b, None)
     at_a = [c for c in ca if c["epoch"] == ea]
     at_b = [c for c in cb if c["epoch"] == eb]
@@ -95,7 +100,8 @@ def wins(registry: Registry, run_a: str, run_b: str, *, attack: str | None = Non
             neither += 1
     return {"run_a": run_a, "run_b": run_b, "epoch_a": ea, "epoch_b": eb, "label_a": a["label"], "label_b": b["label"],
             "attack": attack, "heading": reports.heading(attack), "attacks": common, "dataset": a["dataset"],
-            "n": a["n"], "sources": [a["source"], b["source"]],
+            "n": a["n"], "sources": [a["source"], b["source"]], "seeds": [a["seed"], b["seed"]],
+            "params": a["params"],
             "accuracy_a": sum(map(bool, a["correct"])) / a["n"], "accuracy_b": sum(map(bool, b["correct"])) / b["n"],
             "counts": {"only_a": len(only_a), "only_b": len(only_b), "both": both, "neither": neither},
             "p": reports.mcnemar(a["correct"], b["correct"]), "classes": classes,

@@ -83,33 +83,55 @@ def eval_jobs() -> None:
         job_panel.watch(job)
 
 
-def selection(runs: list[dict]) -> list[str]:
-    ids = [r["id"] for r in runs]
-    return st.multiselect("Runs in the results", ids, default=ids, key="ev-runs",
-                          help="Every table and chart below shows these runs only")
+def experiment_title(e: dict) -> str:
+    return f"{e['id']} · {len(e['evaluated'])} evaluated runs · {e['description']}"
 
 
-def results(runs: list[dict]) -> None:
-    ids = [r["id"] for r in runs]
-    chosen = selection(runs)
+def selection(found: list[dict]) -> list[str]:
+    """Experiments to show (each in its own block); the featured one by default."""
+    ids = [e["id"] for e in found]
+    by_id = {e["id"]: e for e in found}
+    default = [next((e["id"] for e in found if e["featured"]), ids[0])]
+    return st.multiselect("Experiments", ids, default=default, key="ev-experiments",
+                          format_func=lambda i: experiment_title(by_id[i]),
+                          help="An experiment: runs with the same data, model, training length and subset, eps, "
+                               "attack steps, optimiser and precision, that differ only in the method (AT or PART, "
+                               "recipe, CAMs, eps_low) and the seed. Means and differences are computed inside one.")
+
+
+def results() -> None:
+    listing = reports.experiments(ui.api_url())
+    found = [e for e in listing["experiments"] if e["evaluated"]]
+    for p in listing["problems"]:
+        st.warning(f"Run {p['run']} is in no experiment: {p['problem']}", icon=":material/warning:")
+    if not found:
+        st.info("No evaluation report yet. Start one above (clean + PGD-20 on 500 images takes under a minute for "
+                "the small CNN), or run `part eval --run checkpoints/<run>`.", icon=":material/analytics:")
+        return
+    chosen = selection(found)
+    others = [e["id"] for e in found if e["id"] not in chosen]
+    if others:
+        st.caption(f"Other experiments with evaluated runs: {', '.join(others)} (runs of different experiments are "
+                   "never pooled or compared; pick one above to see it in its own block).")
     if not chosen:
-        st.info("Choose one or more runs above.", icon=":material/checklist:")
+        st.info("Choose one or more experiments above.", icon=":material/checklist:")
         return
     with st.spinner("Reading the evaluation reports…"):
-        data = reports.fetch(ui.api_url(), ",".join(i for i in ids if i in chosen))
-    if not data["rows"]:
-        st.info("No evaluation report among the selected runs yet. Start one above (clean + PGD-20 on 500 images "
-                "takes under a minute for the small CNN), or run `part eval --run checkpoints/<run>`.",
-                icon=":material/analytics:")
-        return
-    reports.table1(data)
-    reports.methods(data)
-    reports.tradeoff(data)
-    reports.eps_curves(data)
-    reports.per_class(data)
-    reports.corruptions(data)
-    reports.checklist(data)
-    reports.report_files(data)
+        data = reports.fetch(ui.api_url(), experiments=",".join(chosen))
+    for s in data.get("skipped") or []:
+        st.warning(f"Run {s['run']} is left out: {s['problem']}", icon=":material/warning:")
+    for i, group in enumerate(data["experiments"]):
+        sub = reports.of_experiment(data, group, "" if i == 0 else f"@{group['id']}")
+        st.header(f"Experiment: {group['id']}")
+        st.caption(f"{group['description']}. Runs: {', '.join(group['runs'])}.")
+        reports.table1(sub)
+        reports.methods(sub)
+        reports.tradeoff(sub)
+        reports.eps_curves(sub)
+        reports.per_class(sub)
+        reports.corruptions(sub)
+        reports.checklist(sub)
+        reports.report_files(sub)
 
 
 def page() -> None:
@@ -122,7 +144,7 @@ def page() -> None:
     eval_jobs()
     st.divider()
     st.header("Results")
-    results(runs)
+    results()
 
 
 with ui.shown_errors():

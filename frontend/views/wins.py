@@ -10,7 +10,7 @@ import re
 import streamlit as st
 from PIL import Image
 
-from frontend import eval_charts, images, reports, ui
+from frontend import catalogue, eval_charts, images, reports, ui
 from frontend.catalogue import as_255
 
 NEWEST = "newest"
@@ -24,32 +24,55 @@ def fetch(url: str, params: tuple) -> dict:
     return ui.api()._json("GET", "/api/evaluations/wins", params=dict(params))
 
 
-def default_pair(runs: list[dict]) -> tuple[str, str]:
-    """A PART run (paper recipe) and the AT run of the same seed when there is one."""
+def default_pair(runs: list[dict], featured: list[str] | None, experiments: list[dict]) -> tuple[str, str]:
+    """The featured pair when both runs are here; else the first PART run that has a baseline, and that
+    baseline (as A); else the first two runs that saw the same test images."""
     ids = [r["id"] for r in runs]
-    part = next((r for r in runs if r.get("part") and r.get("defense") == "at" and r.get("recipe") == "paper"), None)
-    seed = re.search(r"-s(\d+)$", part["id"]).group(1) if part and re.search(r"-s(\d+)$", part["id"]) else None
-    bases = [r for r in runs if not r.get("part") and r.get("defense") == "at"]
-    base = next((r for r in bases if seed is not None and r["id"].endswith(f"-s{seed}")), bases[0] if bases else None)
-    a = base["id"] if base else ids[0]
-    b = part["id"] if part else next((i for i in ids if i != a), a)
-    return a, b
+    if featured and set(featured) <= set(ids):
+        return featured[0], featured[1]
+    for e in experiments:
+        for run, base in e["baselines"].items():
+            if base["run"] in ids and run in ids:
+                return base["run"], run
+    a = ids[0]
+    return a, next((r["id"] for r in runs[1:] if same_images(runs[0], r)), a)
+
+
+def same_images(a: dict, b: dict) -> bool:
+    """Whether two runs were tested on the same images: the same dataset at the same input size."""
+    return (a.get("dataset"), a.get("image_size") or 0) == (b.get("dataset"), b.get("image_size") or 0)
 
 
 def controls(runs: list[dict]) -> dict:
     ids = [r["id"] for r in runs]
-    a_default, b_default = default_pair(runs)
+    a_default, b_default = default_pair(runs, catalogue.options().get("featured"), experiments())
     c1, c2, c3, c4 = st.columns([3, 1, 3, 1])
     run_a = c1.selectbox("Run A", ids, index=ids.index(a_default), key="wn-run-a",
                          format_func=lambda i: ui.run_label(runs[ids.index(i)]))
     epoch_a = c2.selectbox("Epoch A", [NEWEST] + runs[ids.index(run_a)]["epochs"][::-1], key=f"wn-epoch-a-{run_a}",
                            help="newest: the newest epoch with an evaluation")
-    run_b = c3.selectbox("Run B", ids, index=ids.index(b_default), key="wn-run-b",
-                         format_func=lambda i: ui.run_label(runs[ids.index(i)]))
+    first = runs[ids.index(run_a)]
+    partners = [r["id"] for r in runs if r["id"] != run_a and same_images(first, r)]
+    if not partners:
+        st.info(f"No other run was tested on the images of {run_a} ({first.get('dataset')}): who wins image by "
+                "image needs two runs of the same dataset and input size.", icon=":material/rule:")
+        st.stop()
+    run_b = c3.selectbox("Run B", partners, index=partners.index(b_default) if b_default in partners else 0,
+                         key=f"wn-run-b-{first.get('dataset')}", format_func=lambda i: ui.run_label(runs[ids.index(i)]),
+                         help=f"Runs tested on the same images as run A ({first.get('dataset')} test set)")
     epoch_b = c4.selectbox("Epoch B", [NEWEST] + runs[ids.index(run_b)]["epochs"][::-1], key=f"wn-epoch-b-{run_b}",
                            help="newest: the newest epoch with an evaluation")
     return {"run_a": run_a, "run_b": run_b, **({} if epoch_a == NEWEST else {"epoch_a": int(epoch_a)}),
             **({} if epoch_b == NEWEST else {"epoch_b": int(epoch_b)})}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _experiments(url: str) -> list[dict]:
+    return ui.api()._json("GET", "/api/experiments")["experiments"]
+
+
+def experiments() -> list[dict]:
+    return _experiments(ui.api_url())
 
 
 def summary(w: dict) -> None:
@@ -61,11 +84,14 @@ def summary(w: dict) -> None:
     cols[2].metric(f"{w['label_b']} accuracy", ui.percent(w["accuracy_b"], 2), help=b)
     cols[3].metric(f"Only {w['label_a']} correct", c["only_a"], help=f"{a} keeps them correct, {b} loses them")
     cols[4].metric(f"Only {w['label_b']} correct", c["only_b"], help=f"{b} keeps them correct, {a} loses them")
-    cols[5].metric("McNemar p", f"{w['p']:.3g}", help="exact two-sided McNemar test on the discordant images")
-    verdict = "a significant difference at the 5 % level" if w["p"] < 0.05 else "no significant difference"
+    cols[5].metric("McNemar p", reports.p_text(w["p"])[1:].lstrip("=") or "–",
+                   help="exact two-sided McNemar test on the discordant images")
+    lead = b if c["only_b"] > c["only_a"] else a
+    verdict = (f"{lead} keeps more, a difference significant at the 5 % level" if w["p"] < 0.05
+               else f"no detectable difference at n = {w['n']}")
     st.markdown(f"Under **{w['heading']}**, of {w['n']} test images: **{c['only_a']}** are kept correct by {a} "
                 f"only, **{c['only_b']}** by {b} only; {c['both']} by both, {c['neither']} by neither. Exact McNemar "
-                f"p = {w['p']:.3g}: {verdict}. Epochs {w['epoch_a']} and {w['epoch_b']}; results from "
+                f"{reports.p_text(w['p'])}: {verdict}. Epochs {w['epoch_a']} and {w['epoch_b']}; results from "
                 f"`eval/{w['sources'][0]}` and `eval/{w['sources'][1]}`.")
 
 
@@ -98,19 +124,28 @@ def attack_fields(attack: str, eps: float) -> dict | None:
     return {"attack": "pgd", "steps": 20, "budget": "scalar"}  # aa and others: PGD-20 stands in
 
 
-def pictures(run: str, epoch: int, index: int, dataset: str | None, attack: str) -> dict:
+def pictures(run: str, epoch: int, index: int, dataset: str | None, attack: str, seed: int | None) -> dict:
     fields = {"run": run, "epoch": epoch, "index": index, "split": "test", "methods": "gradcam", "target": "label"}
     if dataset:
         fields["dataset"] = dataset
     explained = ui.explain(fields)
     extra = attack_fields(attack, explained["eps"])
+    if extra and seed is not None:
+        extra["seed"] = seed  # the evaluation's seed: the same picture on every visit
     return {"explain": explained, "attack": ui.attack(fields | extra) if extra else None}
 
 
-def image_row(item: dict, w: dict) -> tuple[float, float]:
-    """One image: the input, then per run its CAM, eps-map and adversarial example; returns (eps, eps_low) of A."""
-    got = {side: pictures(w[f"run_{side}"], w[f"epoch_{side}"], item["index"], w["dataset"], w["attack"])
-           for side in ("a", "b")}
+def verdict(correct: bool) -> str:
+    return "✓ correct" if correct else "✗ wrong"
+
+
+def image_row(item: dict, w: dict, kept_by: str) -> tuple[tuple[float, float], int]:
+    """One image: the input, then per run its CAM, eps-map and adversarial example beside the stored verdict;
+    returns (eps, eps_low) of A and how many re-attacked verdicts differ from the stored ones."""
+    seeds = (w.get("seeds") or [None, None]) + [None, None]
+    got = {side: pictures(w[f"run_{side}"], w[f"epoch_{side}"], item["index"], w["dataset"], w["attack"], seed)
+           for side, seed in zip(("a", "b"), seeds)}
+    differ = 0
     cols = st.columns([1, 1, 1, 1, 0.2, 1, 1, 1])
     first = got["a"]["explain"]
     cols[0].image(big(images.decode(first["input"]["image_png"])), output_format="PNG", width=SIDE,
@@ -123,13 +158,17 @@ def image_row(item: dict, w: dict) -> tuple[float, float]:
                                   f"{100 * ex['prediction']['confidence']:.0f}%)")
         cols[start + 1].image(eps_map_png(res["eps_map"], ex["eps"], ex["eps_low"]), output_format="PNG", width=SIDE,
                               caption=f"eps-map: {100 * res['mask_stats']['full_eps_fraction']:.0f}% at eps")
+        stored = kept_by == side
         if adv is None:
-            cols[start + 2].caption("clean: no adversarial example")
+            cols[start + 2].caption(f"clean: no adversarial example; stored: {verdict(stored)}")
         else:
-            mark = "✗" if adv["fooled"] else "✓"
+            now = adv["after"]["class_index"] == item["label"]
+            differ += now != stored
+            note = "" if now == stored else " ⚠ differs from the stored verdict"
             cols[start + 2].image(big(images.decode(adv["adversarial_png"])), output_format="PNG", width=SIDE,
-                                  caption=f"attacked → {adv['after']['class_name']} {mark}")
-    return first["eps"], first["eps_low"]
+                                  caption=f"stored: {verdict(stored)} · this attack → {adv['after']['class_name']} "
+                                          f"{'✓' if now else '✗'}{note}")
+    return (first["eps"], first["eps_low"]), differ
 
 
 def names(w: dict) -> tuple[str, str]:
@@ -156,15 +195,25 @@ def gallery(w: dict) -> None:
     for col, text in zip(hdr, ["**Test image**", f"**{a}: CAM**", f"**{a}: eps-map**", f"**{a}: attacked**", "",
                                f"**{b}: CAM**", f"**{b}: eps-map**", f"**{b}: attacked**"]):
         col.markdown(text)
-    budgets = (0.0, 0.0)
+    budgets, differ = (0.0, 0.0), 0
     with st.spinner("Computing the CAMs, eps-maps and adversarial examples of this page…"):
         for item in found[side]["items"]:
-            budgets = image_row(item, found)
+            budgets, d = image_row(item, found, side.removeprefix("only_"))
+            differ += d
     eps = f"eps_low {as_255(budgets[1])}, eps {as_255(budgets[0])}"
+    seeds = ", ".join(str(x) for x in dict.fromkeys(found.get("seeds") or []))
     st.caption(f"Images {start + 1}-{start + len(found[side]['items'])} of {total}. CAMs: GradCAM for the true class "
                f"(jet, red = important); eps-maps: each run's recipe on its own CAM, dark = eps_low, yellow = full eps "
-               f"({eps}); AT trains with eps everywhere, its map shows what PART would make of its CAM. The adversarial "
-               f"examples are recomputed now (random start), so one may differ from the stored evaluation's verdict.")
+               f"({eps}); AT trains with eps everywhere, its map shows what PART would make of its CAM.")
+    why = (f"Stored: the verdict of the evaluation this list comes from (`eval/{found['sources'][0]}`, "
+           f"`eval/{found['sources'][1]}`). The pictures are a new attack on each image alone, with the evaluation's "
+           f"seed ({seeds or 'not stored'}): the evaluation drew its random starts for a whole batch at once, which "
+           "one image cannot draw again, so an image close to the boundary can flip.")
+    if differ:
+        st.warning(f"{differ} of the re-attacked verdicts on this page differ from the stored ones. {why}",
+                   icon=":material/difference:")
+    else:
+        st.caption(why)
 
 
 def page() -> None:

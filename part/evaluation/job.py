@@ -20,7 +20,7 @@ from typing import Sequence
 
 from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset
-from part.runs import method_label
+from part.experiments import method_name
 from part.devices import resolve_device
 from part.evaluation.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
@@ -48,14 +48,8 @@ def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | N
 
 
 def label_for(config: dict) -> str:
-    """AT, TRADES, MART, PART, PART-T or PART-M from a training config (Table 1's method names); a PART
-    run with another mask recipe or other CAMs says which: 'PART (shuffled)', 'PART (layercam)'."""
-    name = method_label(config.get("defense"), bool(config.get("part", False)))
-    if not config.get("part"):
-        return name
-    variant = [config["recipe"]] if config.get("recipe", "paper") != "paper" else []
-    variant += ["+".join(config["cam_methods"])] if config.get("cam_methods", ["gradcam"]) != ["gradcam"] else []
-    return f"{name} ({', '.join(variant)})" if variant else name
+    """Table 1's method name of a training config (part.experiments.method_name)."""
+    return method_name(config)
 
 
 def _sha256(path: Path) -> str:

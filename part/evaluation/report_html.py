@@ -17,7 +17,8 @@ from typing import Sequence
 import jinja2
 
 from part.evaluation.corruptions import CORRUPTIONS, title
-from part.evaluation.reports import (TABLE1, accuracies, accuracy_rows, attack_columns, checks_rows, corruption_rows,
+from part.experiments import results_by_experiment
+from part.evaluation.reports import (TABLE1, _baseline_in, accuracies, accuracy_rows, attack_columns, checks_rows, corruption_rows,
                                      group, images_line, markdown_report)
 from part.runs import EvalDir, write_text
 
@@ -98,7 +99,11 @@ def html_report(results: Sequence[dict], baseline: str | None = None,
     """The whole page as one string: tables, then charts; plotly.js inlined in the first chart."""
     import plotly.graph_objects as go
 
-    groups = group(results)
+    split = results_by_experiment(results)
+    many = len(split) > 1
+    # charts group by label: with several experiments each label names its experiment, so nothing pools
+    shown = [{**r, "label": f"{r['label']} · {e.id}" if many else r["label"]} for e, found in split for r in found]
+    groups = group(shown)
     figs = [_attack_figure(groups, go), _eps_figure(groups, go), _steps_figure(groups, go),
             *_corruption_figures(groups, go)]
     charts = [f.to_html(full_html=False, include_plotlyjs=(i == 0), default_height="420px")
@@ -107,11 +112,16 @@ def html_report(results: Sequence[dict], baseline: str | None = None,
     models = ", ".join(sorted({f"{r.get('model')} on {r.get('dataset')}" for r in results}))
     corrupted = any("corruptions" in r.get("attacks", {}) for r in results)
     checks = [{"label": r.get("label"), "epoch": r.get("epoch"), "rows": checks_rows(r)}
-              for r in results if "checks" in r.get("attacks", {})]
+              for r in shown if "checks" in r.get("attacks", {})]
+    experiments = []
+    for exp, found in split:
+        base = _baseline_in(found, baseline)
+        experiments.append({"id": exp.id, "description": exp.description,
+                            "table1": accuracy_rows(found, TABLE1, base),
+                            "all_attacks": accuracy_rows(found, attack_columns(found), base)})
     return _template().render(heading=heading, models=models, eps=eps, images=images_line(results),
-                              table1=accuracy_rows(results, TABLE1, baseline),
-                              all_attacks=accuracy_rows(results, attack_columns(results), baseline),
-                              corruptions=corruption_rows(results, 1) if corrupted else None,
+                              experiments=experiments, many=many,
+                              corruptions=corruption_rows(shown, 1) if corrupted else None,
                               checks=checks, charts=charts)
 
 

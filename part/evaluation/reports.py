@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from part.evaluation.corruptions import CORRUPTIONS, title
+from part.experiments import results_by_experiment
 from part.runs import EvalDir, RunDir
 
 TABLE1 = (("clean", "Natural"), ("pgd20", "PGD-20"), ("mma", "MMA"), ("aa", "AA"))
@@ -29,7 +30,12 @@ def load_results(paths: Sequence[str | Path]) -> list[dict]:
     for p in map(Path, paths):
         held = EvalDir.holding(p)
         if p.is_file() or held is not None:
-            results.append(json.loads((p if p.is_file() else held.results_path).read_text()))
+            file = p if p.is_file() else held.results_path
+            result = json.loads(file.read_text())
+            owner = file.parent.parent.parent  # RUN/eval/NAME/eval.json
+            if RunDir(owner).exists():
+                result["run_dir"] = str(owner)
+            results.append(result)
             continue
         listed = RunDir(p).eval_reports()
         problems = [problem for _, _, problem in listed if problem]
@@ -40,7 +46,7 @@ def load_results(paths: Sequence[str | Path]) -> list[dict]:
             raise FileNotFoundError(f"no evaluation results in {p}: expected an {EvalDir.RESULTS} file, a folder "
                                     "holding one, or a run folder with evaluations (run `part eval` first)")
         last = max(r.get("epoch") or 0 for r in found)
-        results += [r for r in found if (r.get("epoch") or 0) == last]
+        results += [{**r, "run_dir": str(p)} for r in found if (r.get("epoch") or 0) == last]
     return merge(results)
 
 
@@ -325,6 +331,29 @@ def corruption_table(results: Sequence[dict], severity: int | None = 1, by: str 
 
 
 def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str:
+    """The report of `results`; runs of several experiments (part.experiments) get a section each, so no table
+    pools or compares runs of different experiments."""
+    groups = results_by_experiment(results)
+    if len(groups) == 1:
+        return _markdown_report(groups[0][1], baseline)
+    parts = [f"# Robustness evaluation\n\nThese runs form {len(groups)} experiments; runs are compared only "
+             "inside one (same data, model, training length and subset, eps, attack, optimiser and precision).\n"]
+    for exp, found in groups:
+        section = _markdown_report(found, _baseline_in(found, baseline)).replace("\n## ", "\n### ")
+        parts.append(section.replace("# Robustness evaluation", f"\n## Experiment {exp.id}\n\n{exp.description}.", 1))
+    return "".join(parts)
+
+
+def _baseline_in(results: Sequence[dict], baseline: str | None) -> str | None:
+    """`baseline` where the experiment has every method it names, else None (no differences there)."""
+    try:
+        baselines(group(results), baseline)
+    except ValueError:
+        return None
+    return baseline
+
+
+def _markdown_report(results: Sequence[dict], baseline: str | None = None) -> str:
     eps = ", ".join(sorted({str(r.get("eps_text", r.get("eps"))) for r in results}))
     parts = [f"# Robustness evaluation\n\nL-inf eps = {eps}; {images_line(results)}.\n\n",
              "## Table 1 (accuracy %, mean ± std over runs)\n", table1(results, baseline)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 
+from frontend.reports import p_text
 from tests.e2e.conftest import SHIPPED
 from tests.e2e.test_browser import LOADED_IMAGES, screenshot, settle
 from tests.frontend.servers import wait_job
@@ -32,7 +33,7 @@ def test_table1_one_row_per_run_and_epoch_without_none(shipped_stack, page, scre
     assert at_s0["PGD-20"] == "71.90" and at_s0["images (n)"].startswith("10000 (Natural, PGD-20, MMA)")
     main = page.get_by_test_id("stMain").inner_text()
     assert "None" not in main and "nan" not in main.split()
-    assert "72.08 ± 0.45 (-0.20)" in main  # PART's PGD-20 over two seeds, minus AT's, as docs/results.md says
+    assert "72.08 ± 0.45 (-0.20, 2 pairs)" in main  # PART's PGD-20 over two seeds, minus AT's, as docs/results.md says
     screenshot(page, screenshots / "evaluate-results.png")
 
 
@@ -49,7 +50,7 @@ def test_who_wins_lists_images_for_at_s0_vs_part_s0_under_pgd20(shipped_stack, p
     text = summary.inner_text()
     assert f"{wins['counts']['only_a']} are kept correct by AT (fmnist-at-s0) only" in text
     assert f"{wins['counts']['only_b']} by PART (fmnist-part-s0) only" in text
-    assert f"p = {wins['p']:.3g}" in text
+    assert f"McNemar {p_text(wins['p'])}" in text
     first = wins["only_a"]["items"][0]
     main.get_by_text(f"test #{first['index']}: {first['label_name']}").wait_for(timeout=PICTURES_S * 1000)
     settle(page, timeout=PICTURES_S * 1000)

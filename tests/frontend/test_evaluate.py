@@ -56,9 +56,20 @@ def test_eps_curve_tradeoff_and_selection(app):
     x = trade["data"][0]["x"][0]
     low, high = trade["layout"]["xaxis"]["range"]
     assert low < x < high and high - low < 5  # fitted to the runs shown, not 0..100
-    at.multiselect(key="ev-runs").set_value(["fmnist-at-tiny"]).run()
+    at.multiselect(key="ev-experiments").set_value([]).run()
     no_exceptions(at)
-    assert "ev-tradeoff" not in figures(at) and any("No evaluation report" in i.value for i in at.info)
+    assert "ev-tradeoff" not in figures(at) and any("Choose one or more experiments" in i.value for i in at.info)
+
+
+def test_eps_curves_take_any_number_of_runs():
+    """More runs than colours (the default selects every evaluated run): colours come back with another marker."""
+    from frontend import eval_charts
+
+    curves = [{"run": f"run-{i}", "attack": "pgd20 (checks)", "eps": [0.0, 0.1], "accuracy": [0.9, 0.5], "n": 10}
+              for i in range(25)]
+    fig = eval_charts.eps_curves(curves, methods={c["run"]: "PART" if i % 2 else "AT" for i, c in enumerate(curves)})
+    styles = [(t.line.color, t.marker.symbol) for t in fig.data]
+    assert len(fig.data) == 25 and len(set(styles)) == 25
 
 
 def test_report_files_can_be_downloaded(app):

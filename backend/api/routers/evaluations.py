@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from backend.services import evaluations, wins
+from backend.services import evaluations, experiments, wins
 from backend.api.deps import ServicesDep
-from backend.api.schemas import EvaluationsResponse, WinsResponse
+from backend.api.schemas import EvaluationsResponse, ExperimentsResponse, WinsResponse
 from part.runs import EvalDir
 
 router = APIRouter(tags=["evaluations"])
@@ -17,14 +17,25 @@ RUN_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 RunIds = Annotated[str | None, Query(description="run ids, comma-separated (default: every evaluated run)",
                                      json_schema_extra={"pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
                                                                    r"(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*$"})]
+ExperimentIds = Annotated[str | None, Query(description="experiment ids (GET /api/experiments), comma-separated: "
+                                                      "every evaluated run of each; instead of runs",
+                                          json_schema_extra={"pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+                                                                        r"(\s*,\s*[A-Za-z0-9][A-Za-z0-9._-]{0,99})*\s*$"})]
 RunQ = Annotated[str, Query(description="run id, as listed by GET /api/runs", json_schema_extra={"pattern": RUN_PATTERN})]
 
 
 @router.get("/api/evaluations", response_model=EvaluationsResponse,
             summary="Table 1 per checkpoint and per method, deltas to the paired baseline with McNemar p, "
                     "per-class accuracy, corruptions and robustness vs eps of the chosen runs")
-def get_evaluations(svc: ServicesDep, runs: RunIds = None):
-    return evaluations.evaluations(svc.registry, evaluations.parse_run_ids(runs, svc.registry))
+def get_evaluations(svc: ServicesDep, runs: RunIds = None, experiments: ExperimentIds = None):
+    chosen = evaluations.parse_ids(experiments, "experiments") if experiments else None
+    return evaluations.evaluations(svc.registry, evaluations.parse_run_ids(runs, svc.registry), chosen)
+
+
+@router.get("/api/experiments", response_model=ExperimentsResponse,
+            summary="the experiments among the runs (runs that are comparable), each PART run's baseline")
+def get_experiments(svc: ServicesDep):
+    return experiments.listing(svc.registry)
 
 
 @router.get("/api/evaluations/wins", response_model=WinsResponse,

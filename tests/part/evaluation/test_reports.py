@@ -239,3 +239,21 @@ def test_eval_a_run_writes_json_markdown_html_and_merges_reruns(tmp_path, capsys
     assert json.loads((folder / "eval.json").read_text())["reused"] == []
     code, _, err = run_cli(["eval", "--run", str(run.path), "--epoch", "5"], capsys)
     assert code == 2 and "no checkpoint for epoch 5; available: [2]" in err
+
+
+def test_a_report_over_two_experiments_pools_and_compares_only_inside_each(tmp_path):
+    """Runs of another dataset are a section of their own: PART is measured against its own AT."""
+    from part.training.config import preset
+
+    made = {"cnn-at": ("fmnist-at", "AT", 0.80), "cnn-part": ("fmnist-part", "PART", 0.82),
+            "bed-at": ("fmnist-clutter-at", "AT", 0.60), "bed-part": ("fmnist-clutter-part", "PART", 0.61)}
+    for run, (name, label, acc) in made.items():
+        RunDir(tmp_path / run).write_config(preset(name).to_dict())
+        (tmp_path / run / "eval" / "epoch_0010").mkdir(parents=True)
+        (tmp_path / run / "eval" / "epoch_0010" / "eval.json").write_text(
+            json.dumps(fake(label, {"clean": acc}) | {"checkpoint_sha256": run, "run": "/gone/" + run}))
+    text = reports.markdown_report(reports.load_results([tmp_path / r for r in made]), "AT")
+    first, second = text.split("\n## Experiment ")[1:]
+    assert "fashion-mnist-clutter" in second and "fashion-mnist-clutter" not in first
+    assert "| PART | 1 | 82.00 (+2.00) |" in first and "| PART | 1 | 61.00 (+1.00) |" in second
+    assert "| 2 |" not in text  # no row pools the two datasets
