@@ -85,6 +85,8 @@ class AttackForm(CamForm):
     random_start: bool = True
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="seed of the random start (default: the server's "
                                                                    "stream), so the same request draws the same start")
+    start_position: int = Field(0, ge=0, le=10_000_000, description="with seed: the image's position in a stored "
+                                "evaluation of that seed, whose random start is drawn again (Who wins)")
 
 
 class ExportForm(AttackForm):

@@ -63,11 +63,22 @@ def run_attacks(svc: Services, form: AttackForm, data: bytes | None, budgets=("e
             with torch.random.fork_rng(devices=cuda):  # a seeded start leaves the server's own streams alone
                 if form.seed is not None:
                     torch.manual_seed(form.seed)
+                    skip_draws(form.start_position * x[0].numel(), x.device)
                 adversarial[kind] = run(model, x, y, eps=eps, step_size=step_size, steps=form.steps,
                                         random_start=form.random_start)
             after[kind] = probabilities(model, adversarial[kind])
     return loaded, image, mask, Attacked(x, int(y[0]), target, cam, emap, adversarial, before, after, step_size,
                                          None if donor is None else donor.info)
+
+
+def skip_draws(count: int, device: torch.device, chunk: int = 1 << 22) -> None:
+    """Advance the seeded stream by `count` uniform draws. An evaluation seeds once per attack and draws each
+    batch's random start in order from that one stream, so after skipping `position` images' worth of draws
+    the next start is the one it drew for the image at `position` (exactly so on the CPU, whose stream is
+    sequential whatever the batch size)."""
+    while count > 0:
+        torch.rand(min(count, chunk), device=device)
+        count -= chunk
 
 
 def attack(svc: Services, form: AttackForm, data: bytes | None) -> dict[str, Any]:

@@ -124,7 +124,14 @@ def attack_fields(attack: str, eps: float) -> dict | None:
     return {"attack": "pgd", "steps": 20, "budget": "scalar"}  # aa and others: PGD-20 stands in
 
 
-def pictures(run: str, epoch: int, index: int, dataset: str | None, attack: str, seed: int | None) -> dict:
+def replays_start(attack: str) -> bool:
+    """Whether the stored evaluation's random start can be drawn again for one image: PGD at a scalar eps
+    draws only its start from the seeded stream (maps and MMA draw more)."""
+    return re.fullmatch(r"pgd\d*", attack) is not None
+
+
+def pictures(run: str, epoch: int, item: dict, dataset: str | None, attack: str, seed: int | None) -> dict:
+    index = item["index"]
     fields = {"run": run, "epoch": epoch, "index": index, "split": "test", "methods": "gradcam", "target": "label"}
     if dataset:
         fields["dataset"] = dataset
@@ -132,6 +139,8 @@ def pictures(run: str, epoch: int, index: int, dataset: str | None, attack: str,
     extra = attack_fields(attack, explained["eps"])
     if extra and seed is not None:
         extra["seed"] = seed  # the evaluation's seed: the same picture on every visit
+        if replays_start(attack):
+            extra["start_position"] = item["position"]  # and the very start the evaluation drew for this image
     return {"explain": explained, "attack": ui.attack(fields | extra) if extra else None}
 
 
@@ -143,7 +152,7 @@ def image_row(item: dict, w: dict, kept_by: str) -> tuple[tuple[float, float], i
     """One image: the input, then per run its CAM, eps-map and adversarial example beside the stored verdict;
     returns (eps, eps_low) of A and how many re-attacked verdicts differ from the stored ones."""
     seeds = (w.get("seeds") or [None, None]) + [None, None]
-    got = {side: pictures(w[f"run_{side}"], w[f"epoch_{side}"], item["index"], w["dataset"], w["attack"], seed)
+    got = {side: pictures(w[f"run_{side}"], w[f"epoch_{side}"], item, w["dataset"], w["attack"], seed)
            for side, seed in zip(("a", "b"), seeds)}
     differ = 0
     cols = st.columns([1, 1, 1, 1, 0.2, 1, 1, 1])
@@ -205,10 +214,17 @@ def gallery(w: dict) -> None:
     st.caption(f"Images {start + 1}-{start + len(found[side]['items'])} of {total}. CAMs: GradCAM for the true class "
                f"(jet, red = important); eps-maps: each run's recipe on its own CAM, dark = eps_low, yellow = full eps "
                f"({eps}); AT trains with eps everywhere, its map shows what PART would make of its CAM.")
-    why = (f"Stored: the verdict of the evaluation this list comes from (`eval/{found['sources'][0]}`, "
-           f"`eval/{found['sources'][1]}`). The pictures are a new attack on each image alone, with the evaluation's "
-           f"seed ({seeds or 'not stored'}): the evaluation drew its random starts for a whole batch at once, which "
-           "one image cannot draw again, so an image close to the boundary can flip.")
+    stored = (f"Stored: the verdict of the evaluation this list comes from (`eval/{found['sources'][0]}`, "
+              f"`eval/{found['sources'][1]}`, seed {seeds or 'not stored'}). ")
+    if replays_start(found["attack"]) and found.get("seeds") and None not in found["seeds"]:
+        why = stored + ("The pictures attack each image again from the random start that evaluation drew for it; "
+                        "a verdict can still differ where one image alone is computed in another order than in "
+                        "its batch and the image sits on the decision boundary.")
+    else:
+        why = stored + (f"The pictures are a new attack on each image alone: {found['heading']} draws more than one "
+                        "random start from its stream (or none was stored), which one image cannot draw again, so "
+                        "an image close to the boundary can flip, and more often than by chance: the list was "
+                        "chosen by the stored draws.")
     if differ:
         st.warning(f"{differ} of the re-attacked verdicts on this page differ from the stored ones. {why}",
                    icon=":material/difference:")

@@ -119,3 +119,20 @@ def test_report_files_come_only_from_inside_the_run(evaluated, tmp_path):
     os.symlink(outside, linked)
     r = client.get("/api/runs/at-tiny/eval/small_epoch_0002/report.md")
     assert r.status_code == 409 and "outside the run folder" in r.json()["detail"]
+
+
+def test_an_image_is_attacked_again_from_the_random_start_its_evaluation_drew(evaluated):
+    """With the evaluation's seed and the image's position, /api/attack redraws that image's start, so Who
+    wins' pictures agree with the stored verdicts, image by image."""
+    root, client = evaluated
+    report, correct = stored(root, "at-tiny", "epoch_0002", "pgd2")
+    fields = {"run": "at-tiny", "epoch": 2, "split": "test", "methods": "gradcam", "attack": "pgd", "steps": 2,
+              "budget": "scalar", "seed": report["seed"]}
+
+    again = []
+    for k, (index, label) in enumerate(zip(report["indices"], report["labels"])):
+        r = client.post("/api/attack", data=fields | {"index": index, "start_position": k})
+        assert r.status_code == 200, r.text
+        again.append(int(r.json()["after"]["class_index"] == label))
+    assert again == correct
+    assert client.post("/api/attack", data=fields | {"index": 0, "start_position": -1}).status_code == 422
