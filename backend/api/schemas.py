@@ -133,6 +133,7 @@ class MaskStats(BaseModel):
 class MethodResult(BaseModel):
     method: str
     heatmap: list[list[float]]
+    importance: list[list[float]] = Field(description="the CAM on the scale the recipe reads it, 0..1, as the overlay draws it (ExplainResponse.overlay_scale says which)")
     overlay_png: str
     eps_map: list[list[float]] = Field(description="per-pixel budget (mean over channels)")
     eps_map_png: str
@@ -152,6 +153,7 @@ class ExplainResponse(BaseModel):
     eps_low: float
     options: dict[str, Any]
     results: list[MethodResult]
+    overlay_scale: str = Field(description="in words, the 0..1 scale the overlays draw (the recipe's own reading of the CAM)")
     object_fraction: float | None = Field(None, description="share of the image's pixels on the object; null where no object mask is known")
     shuffled_with: dict[str, Any] | None = Field(None, description="the shuffled recipe: the probe image whose CAM sets this image's eps-map")
     seconds: float
