@@ -189,7 +189,9 @@ class CompareCell(BaseModel):
     run: str
     epoch: int
     available: bool
-    source: Literal["stored", "computed", "missing"]
+    source: Literal["stored", "computed", "missing", "size"]
+    input_size: list[int] | None = Field(None, description="source 'size': the [channels, side] this run takes, "
+                                                           "unlike the image (said once in `sizes`)")
     message: str | None = Field(None, description="why an existing checkpoint gave no cell (a missing epoch is said "
                                                     "once per run, in `missing`)")
     methods: list[str] = []
@@ -248,6 +250,7 @@ class CompareResponse(BaseModel):
     cells: list[CompareCell] = Field(description="row-major: for each run, for each epoch")
     object_mask: CompareObjectMask
     missing: list[CompareMissing] = Field(description="one note per run without checkpoints for some epochs")
+    sizes: list[str] = Field([], description="one note per input size the image does not have: which runs take it")
     difference: CompareDifference | None = Field(description="B - A for the pair; null with fewer than two runs")
     seconds: float
 
