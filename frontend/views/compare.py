@@ -140,7 +140,7 @@ def summary(result: dict) -> None:
 
 def notes(result: dict) -> None:
     for text in result.get("sizes", []):
-        st.warning(text[0].upper() + text[1:] + ".", icon=":material/aspect_ratio:")
+        st.warning(text + ".", icon=":material/aspect_ratio:")
     for missing in result["missing"]:
         st.info(missing["message"], icon=":material/hourglass_empty:")
     if not result["object_mask"]["known"]:

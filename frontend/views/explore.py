@@ -367,9 +367,9 @@ def page() -> None:
     if choice.upload is not None:
         model_input(choice, {**result, "dataset": run.get("dataset")})
     names = [r["method"] for r in result["results"]]
-    source = st.radio("eps-map and mask from", names, index=len(names) - 1, horizontal=True,
-                      key=f"ex-source-{'|'.join(names)}", format_func=short_name,
-                      help="Which CAM (or the ensemble) drives the eps-map, the mask and the PART attack")
+    source = names[0] if len(names) == 1 else st.radio(
+        "eps-map and mask from", names, index=len(names) - 1, horizontal=True, key=f"ex-source-{'|'.join(names)}",
+        format_func=short_name, help="Which CAM (or the ensemble) drives the eps-map, the mask and the PART attack")
     st.caption(mask_line(run, training_mask(config), result, source))
     shuffled_note(result)
     classes = dataset_classes(run, len(result["prediction"]["probabilities"]))
