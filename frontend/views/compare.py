@@ -167,6 +167,9 @@ def player(result: dict) -> None:
     maps = {(c["run"], c["epoch"]): c["heatmap"] for c in result["cells"] if c.get("heatmap")}
     a, b = diff["run_a"], diff["run_b"]
     numbers = pair_numbers(diff)
+    if not numbers:  # no epoch has both maps (a run that takes another input size, say)
+        st.caption(f"No epoch has a map of both {a} and {b}: nothing to play.")
+        return
     st.plotly_chart(compare_charts.difference_player(
         result["epochs"], {e: m for (r, e), m in maps.items() if r == a}, {e: m for (r, e), m in maps.items() if r == b},
         {e: c["heatmap"] for e, c in numbers.items()}, numbers, names=(a, b), scale=diff["scale"],

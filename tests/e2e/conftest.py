@@ -76,3 +76,9 @@ def shipped_stack(tmp_path_factory):
     for run in SHIPPED:
         shutil.copytree(shipped / run, root / run)
     yield from _served(root, tmp_path_factory.mktemp("e2e-shipped-logs"))
+
+
+@pytest.fixture(scope="module")
+def zoo_stack(tmp_path_factory):
+    """(dashboard URL, API URL) over the whole shipped checkpoints/ folder, read as it is: the default states."""
+    yield from _served(Path(__file__).resolve().parents[2] / "checkpoints", tmp_path_factory.mktemp("e2e-zoo-logs"))
