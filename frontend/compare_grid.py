@@ -64,6 +64,9 @@ def _outlined(image: str, size: int, outline: str | None) -> str:
 def cam_cell(cell: dict, size: int, label: int | None, phase: str, reweighted: bool,
              outline: str | None = None) -> str:
     head = f'<div class="phase{" rw" if reweighted else ""}">{_text(phase)}</div>'
+    if cell.get("source") == "size":  # the page says once which runs take which size
+        side = (cell.get("input_size") or [0, "?"])[1]
+        return head + _empty(size, f"takes {side}x{side}")
     if not cell["available"] or not cell.get("overlay_png"):
         return head + _empty(size, "no checkpoint" if cell.get("message") is None else "not available") + (
             f'<div style="max-width:{size}px">{_text(cell["message"])}</div>' if cell.get("message") else "")

@@ -27,12 +27,6 @@ def fetch(url: str, runs: str = "", experiments: str = "") -> dict:
     return ui.api()._json("GET", "/api/evaluations", params=params or None)
 
 
-@st.cache_data(ttl=15, show_spinner=False)
-def experiments(url: str) -> dict:
-    """The experiments among the runs (GET /api/experiments): which runs are comparable, whose baseline is whose."""
-    return ui.api()._json("GET", "/api/experiments")
-
-
 def scoped(data: dict, name: str) -> str:
     """A widget key of one experiment's block: 'ev-NAME' for the first shown, 'ev-NAME@ID' for the others."""
     return f"ev-{name}{data.get('scope', '')}"

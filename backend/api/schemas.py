@@ -137,6 +137,7 @@ class MaskStats(BaseModel):
 class MethodResult(BaseModel):
     method: str
     heatmap: list[list[float]]
+    importance: list[list[float]] = Field(description="the CAM on the scale the recipe reads it, 0..1, as the overlay draws it (ExplainResponse.overlay_scale says which)")
     overlay_png: str
     eps_map: list[list[float]] = Field(description="per-pixel budget (mean over channels)")
     eps_map_png: str
@@ -156,6 +157,7 @@ class ExplainResponse(BaseModel):
     eps_low: float
     options: dict[str, Any]
     results: list[MethodResult]
+    overlay_scale: str = Field(description="in words, the 0..1 scale the overlays draw (the recipe's own reading of the CAM)")
     object_fraction: float | None = Field(None, description="share of the image's pixels on the object; null where no object mask is known")
     shuffled_with: dict[str, Any] | None = Field(None, description="the shuffled recipe: the probe image whose CAM sets this image's eps-map")
     seconds: float
@@ -191,7 +193,9 @@ class CompareCell(BaseModel):
     run: str
     epoch: int
     available: bool
-    source: Literal["stored", "computed", "missing"]
+    source: Literal["stored", "computed", "missing", "size"]
+    input_size: list[int] | None = Field(None, description="source 'size': the [channels, side] this run takes, "
+                                                           "unlike the image (said once in `sizes`)")
     message: str | None = Field(None, description="why an existing checkpoint gave no cell (a missing epoch is said "
                                                     "once per run, in `missing`)")
     methods: list[str] = []
@@ -250,6 +254,7 @@ class CompareResponse(BaseModel):
     cells: list[CompareCell] = Field(description="row-major: for each run, for each epoch")
     object_mask: CompareObjectMask
     missing: list[CompareMissing] = Field(description="one note per run without checkpoints for some epochs")
+    sizes: list[str] = Field([], description="one note per input size the image does not have: which runs take it")
     difference: CompareDifference | None = Field(description="B - A for the pair; null with fewer than two runs")
     seconds: float
 

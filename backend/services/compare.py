@@ -15,6 +15,7 @@ message per cell; its other epochs are shown.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -115,6 +116,8 @@ class Grid:
     mask: torch.Tensor | None = None
     difference: dict[str, Any] | None = None
     diffs: dict[int, torch.Tensor] = field(default_factory=dict)
+    unfit: dict[str, list[int]] = field(default_factory=dict)  # run -> its input [channels, size], unlike the image's
+    sizes: list[str] = field(default_factory=list)
     stamps: tuple = ()  # (run, epoch, checkpoint and probes mtimes) of every cell: a rewritten file is drawn anew
 
     def method_of(self, run_id: str) -> str:
@@ -142,7 +145,12 @@ def build(svc: Services, form: CompareForm, data: bytes | None) -> Grid:
     grid = Grid(runs, epochs, image, first.classes, first.meta["dataset"], method, own, [], pair=pair,
                 top_k=float(form.top_k))
     grid.mask = inputs.object_mask_of(image, grid.dataset, svc.datasets)
+    grid.unfit = _unfit(svc, runs, image)
     for run_id in runs:
+        if run_id in grid.unfit:  # said once in `sizes`; no cell of its row can take the image
+            grid.cells += [{"run": run_id, "epoch": e, "methods": own[run_id], "energy_on_object": None,
+                            "available": False, "source": "size", "input_size": grid.unfit[run_id]} for e in epochs]
+            continue
         lacking = [e for e in epochs if e not in have[run_id]]
         if lacking:
             grid.missing.append({"run": run_id, "epochs": lacking, "message": _missing_text(run_id, lacking, have[run_id])})
@@ -155,11 +163,54 @@ def build(svc: Services, form: CompareForm, data: bytes | None) -> Grid:
                 grid.cams[(run_id, e)] = cam
                 cell["energy_on_object"] = _energy(cam, grid.mask)
             grid.cells.append(cell)
+    grid.sizes = _size_notes(grid, runs)
     if pair is not None:
         grid.difference = _difference(grid)
     grid.stamps = tuple((r, e, _mtime(folders[r].checkpoint_path(e)), _mtime(folders[r].probes_path(e)))
                         for r in runs for e in epochs)
     return grid
+
+
+def _unfit(svc: Services, runs: list[str], image: inputs.ModelInput) -> dict[str, list[int]]:
+    """The runs whose models take another input than the image (a 40x40 testbed beside a 28x28 probe)."""
+    shape = [image.x.shape[1], image.x.shape[-1]]
+    out = {}
+    for run_id in runs:
+        try:
+            meta = svc.registry.readable_model(run_id).meta
+        except ApiError:  # no loadable checkpoint: its cells say why
+            continue
+        if [meta["in_channels"], meta["image_size"]] != shape:
+            out[run_id] = [meta["in_channels"], meta["image_size"]]
+    return out
+
+
+def _shape_text(channels: int, size: int) -> str:
+    return f"{size}x{size}" + ("" if channels == 1 else f" {'RGB' if channels == 3 else f'{channels}-channel'}")
+
+
+def _run_names(chosen: list[str], runs: list[str]) -> str:
+    """'fmnist-clutter-*' when these are all the grid's runs of one prefix, else the names."""
+    if len(chosen) > 2:
+        prefix = os.path.commonprefix(chosen)
+        prefix = prefix[:prefix.rfind("-") + 1]
+        if prefix and [r for r in runs if r.startswith(prefix)] == chosen:
+            return f"{prefix}*"
+    return ", ".join(chosen[:-1]) + (" and " if len(chosen) > 1 else "") + chosen[-1]
+
+
+def _size_notes(grid: Grid, runs: list[str]) -> list[str]:
+    """Once per input size: which runs take it and what the image is, in plain words."""
+    channels, size = grid.image.x.shape[1], grid.image.x.shape[-1]
+    kind = {"probe": "probe image", "dataset": "test image"}.get(grid.image.info.get("kind"), "upload")
+    notes = []
+    for shape in sorted({tuple(v) for v in grid.unfit.values()}, key=lambda s: (s[1], s[0])):
+        chosen = [r for r in runs if tuple(grid.unfit.get(r, ())) == shape]
+        many = len(chosen) > 1 or _run_names(chosen, runs).endswith("*")
+        notes.append(f"{_run_names(chosen, runs)} take{'' if many else 's'} {_shape_text(*shape)} images; this "
+                     f"{kind} is {_shape_text(channels, size)} (as {runs[0]} takes it), so {'their rows stay' if many else 'its row stays'} "
+                     f"empty: compare runs of one input size, or put a {_shape_text(*shape)} run first")
+    return notes
 
 
 def _mtime(path) -> int:
@@ -179,7 +230,7 @@ def compare(svc: Services, form: CompareForm, data: bytes | None) -> dict[str, A
                             "fraction": round(float(grid.mask.float().mean()), 4) if known else None,
                             "outline_png": render.outline_url(grid.mask) if known else None,
                             "message": _mask_text(grid)},
-            "missing": grid.missing, "difference": grid.difference,
+            "missing": grid.missing, "sizes": grid.sizes, "difference": grid.difference,
             "seconds": round(time.perf_counter() - t0, 4)}
 
 

@@ -19,7 +19,7 @@ from backend.api.schemas import CamForm, ExplainForm
 from part.explain.alignment import energy_on_object
 from part.explain.cam import compute_cam
 from part.evaluation.faithfulness import faithfulness_one
-from part.explain.eps_maps import eps_map, mask_stats
+from part.explain.eps_maps import eps_map, importance, importance_scale, mask_stats
 from part.runs import RunDir
 
 
@@ -109,12 +109,13 @@ def explain(svc: Services, form: ExplainForm, data: bytes | None) -> dict[str, A
             emap = budget(cam, donor_cam, mask, channels)
             road = faithfulness_one(loaded.model, x, torch.tensor([target]), cam[0])
             energy = None if obj is None else energy_on_object(cam.cpu(), obj[None])[0].item()
-            results.append(method_result(name, x[0], cam[0], emap[0], mask.eps) |
+            results.append(method_result(name, x[0], cam[0], emap[0], mask) |
                            {"energy_on_object": None if energy is None or energy != energy else round(energy, 4),
                             "road": road})
     out = {"run": form.run, "epoch": loaded.epoch, "input": image.describe(classes),
            "prediction": prediction(probs, classes), "target": target, "recipe": mask.recipe,
            "eps": mask.eps, "eps_low": mask.eps_low, "options": mask.options, "results": results,
+           "overlay_scale": importance_scale(mask.recipe, **mask.options),
            "object_fraction": None if obj is None else round(float(obj.float().mean()), 4),
            "seconds": round(time.perf_counter() - t0, 4)}
     if donor is not None:
@@ -123,11 +124,15 @@ def explain(svc: Services, form: ExplainForm, data: bytes | None) -> dict[str, A
     return out
 
 
-def method_result(name: str, x: torch.Tensor, cam: torch.Tensor, emap: torch.Tensor, eps: float) -> dict[str, Any]:
+def method_result(name: str, x: torch.Tensor, cam: torch.Tensor, emap: torch.Tensor,
+                  mask: MaskSettings) -> dict[str, Any]:
+    """The overlay draws the CAM on the scale the recipe reads it (part.explain.eps_maps.importance), so its
+    colours and the mask beside it agree; `heatmap` stays the CAM itself."""
     flat = emap.float().mean(0)
-    return {"method": name, "heatmap": render.values(cam), "overlay_png": render.overlay_url(x, cam),
-            "eps_map": render.values(flat, 5), "eps_map_png": eps_map_url(flat, eps),
-            "mask_stats": mask_stats(emap, eps)}
+    shown = importance(cam[None], recipe=mask.recipe, **mask.options)[0]
+    return {"method": name, "heatmap": render.values(cam), "importance": render.values(shown),
+            "overlay_png": render.overlay_url(x, shown), "eps_map": render.values(flat, 5),
+            "eps_map_png": eps_map_url(flat, mask.eps), "mask_stats": mask_stats(emap, mask.eps)}
 
 
 def eps_map_url(flat: torch.Tensor, eps: float) -> str:

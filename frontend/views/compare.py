@@ -13,19 +13,21 @@ OWN = "each run's own"
 SIZES = {"small": 96, "medium": 144, "large": 200, "x-large": 260}
 
 
-def default_runs(runs: list[dict], featured: list[str] | None = None) -> list[str]:
-    """The featured pair when the server has both runs (checkpoints/shipped.json names it, README says why);
-    else a PART run (plain PART with the paper's recipe first) and its baseline (same dataset and defense, no
-    reweighting); else the first two runs."""
-    ids = {r["id"] for r in runs}
-    if featured and set(featured) <= ids:
+def default_runs(runs: list[dict], featured: list[str] | None = None, run: str | None = None,
+                 bases: dict[str, str] | None = None) -> list[str]:
+    """The run chosen on another page with its baseline (`bases`: PART run -> baseline, from its experiment),
+    when there is one; else the featured pair when the server has both runs (checkpoints/shipped.json names it,
+    README says why); else a PART run (plain PART with the paper's recipe first) and its baseline; else the
+    first two runs."""
+    by_id, bases = {r["id"]: r for r in runs}, bases or {}
+    if run in by_id and not (featured and run in featured and set(featured) <= set(by_id)):
+        return [run] + ([bases[run]] if bases.get(run) in by_id else [])
+    if featured and set(featured) <= set(by_id):
         return list(featured)
     parts = sorted((r for r in runs if r.get("part")), key=lambda r: (r.get("defense") != "at", r.get("recipe") != "paper"))
     for part in parts:
-        for base in runs:
-            if not base.get("part") and (base.get("dataset"), base.get("defense")) == (part.get("dataset"),
-                                                                                        part.get("defense")):
-                return [part["id"], base["id"]]
+        if bases.get(part["id"]) in by_id:
+            return [part["id"], bases[part["id"]]]
     return [r["id"] for r in runs[:2]]
 
 
@@ -47,17 +49,25 @@ def spread(epochs: list[int], limit: int = MAX_COLUMNS) -> list[int]:
 def controls(runs: list[dict]) -> tuple[list[str], ui.ImageChoice | None, str, tuple[str, str] | None, float]:
     ids = [r["id"] for r in runs]
     by_id = {r["id"]: r for r in runs}
-    chosen = st.multiselect("Runs", ids, default=default_runs(runs, catalogue.options().get("featured")),
-                            key="cmp-runs",
+    start = ui.shared_runs(ids) or default_runs(runs, catalogue.options().get("featured"), ui.shared_run(ids),
+                                                ui.baselines())
+    chosen = st.multiselect("Runs", ids, default=start, key="cmp-runs",
                             format_func=lambda i: ui.run_label(by_id[i]),
                             help="AT vs PART, TRADES vs PART-T, MART vs PART-M: runs of one dataset")
     if not chosen:
         return [], None, OWN, None, 20.0
+    ui.remember_runs(chosen)
     choice = ui.image_picker(by_id[chosen[0]], key="cmp-img")
     offered = catalogue.cam_methods(*(by_id[r].get("model") for r in chosen))
+    shared = ui.shared_methods(offered) or []
+    # one method chosen elsewhere, unless it is every run's own (then the stored probes show the same maps)
+    pick = shared[0] if len(shared) == 1 and any(by_id[r].get("cam_methods") != shared for r in chosen) else None
     method = st.selectbox("CAM method", [OWN] + offered, key="cmp-method",
+                          index=1 + offered.index(pick) if pick else 0,
                           help="Each run's own method reads the stored per-epoch probes (fast); "
                                "another method is computed from every checkpoint")
+    if method != OWN:
+        ui.remember_methods([method])
     pair = None
     if len(chosen) > 1:
         st.markdown("**Difference row: B − A**")
@@ -122,6 +132,8 @@ def summary(result: dict) -> None:
 
 
 def notes(result: dict) -> None:
+    for text in result.get("sizes", []):
+        st.warning(text + ".", icon=":material/aspect_ratio:")
     for missing in result["missing"]:
         st.info(missing["message"], icon=":material/hourglass_empty:")
     if not result["object_mask"]["known"]:
@@ -148,6 +160,9 @@ def player(result: dict) -> None:
     maps = {(c["run"], c["epoch"]): c["heatmap"] for c in result["cells"] if c.get("heatmap")}
     a, b = diff["run_a"], diff["run_b"]
     numbers = pair_numbers(diff)
+    if not numbers:  # no epoch has both maps (a run that takes another input size, say)
+        st.caption(f"No epoch has a map of both {a} and {b}: nothing to play.")
+        return
     st.plotly_chart(compare_charts.difference_player(
         result["epochs"], {e: m for (r, e), m in maps.items() if r == a}, {e: m for (r, e), m in maps.items() if r == b},
         {e: c["heatmap"] for e, c in numbers.items()}, numbers, names=(a, b), scale=diff["scale"],

@@ -100,7 +100,7 @@ def selection(found: list[dict]) -> list[str]:
 
 
 def results() -> None:
-    listing = reports.experiments(ui.api_url())
+    listing = ui.experiments()
     found = [e for e in listing["experiments"] if e["evaluated"]]
     for p in listing["problems"]:
         st.warning(f"Run {p['run']} is in no experiment: {p['problem']}", icon=":material/warning:")

@@ -15,7 +15,7 @@ from frontend import catalogue, charts, images, ui
 from frontend.attack_view import attack_tab
 from frontend.catalogue import as_255, eps_text
 
-DEFAULT_METHODS = ["gradcam", "layercam"]
+QUADRANTS = ("ul", "ur", "bl", "br")
 PER_ROW = 6  # overlays per row: nine methods and the ensemble stay large enough to see
 
 
@@ -32,17 +32,54 @@ def short_name(name: str) -> str:
     return f"ensemble of {len(members(name))} maps" if name.startswith("ensemble(") else name
 
 
+def training_mask(config: dict) -> dict:
+    """The mask the run trained with (or, for a run without PART, the one its config names): its CAM methods and
+    weights, recipe, eps, eps_low and the recipe's options; what the config lacks, from GET /api/options."""
+    defaults = catalogue.options()["defaults"]
+    recipe = config.get("recipe") or defaults["recipe"]
+    options = catalogue.recipes().get(recipe, {}).get("options", {})
+    eps = float(config.get("eps", defaults["eps"]))
+    return {"methods": list(config.get("cam_methods") or defaults["cam_methods"]),
+            "weights": [float(w) for w in config.get("cam_weights") or []], "recipe": recipe, "eps": eps,
+            "eps_low": min(float(config.get("eps_low", defaults["eps_low"])), eps),
+            "options": {k: config.get(k, default) for k, default in options.items()}}
+
+
+def mask_text(methods: list[str], recipe: str, eps: float, eps_low: float, options: dict) -> str:
+    """'gradcam, recipe paper, eps 0.1, eps_low 0.0875, threshold 1'"""
+    extra = "".join(f", {k} {v:g}" if isinstance(v, (int, float)) else f", {k} {v}" for k, v in options.items())
+    return f"{'+'.join(methods)}, recipe {recipe}, eps {eps:g}, eps_low {eps_low:g}{extra}"
+
+
+def mask_line(run: dict, own: dict, result: dict, source: str) -> str:
+    """In one line, whether the mask shown is the one the run trained with."""
+    trained = mask_text(own["methods"], own["recipe"], own["eps"], own["eps_low"], own["options"])
+    shown = mask_text(members(source), result["recipe"], result["eps"], result["eps_low"], result["options"] or {})
+    if not run.get("part"):
+        return (f"**{run['id']} trained without a mask** ({ui.method_label(run)}: the scalar eps on every pixel); "
+                f"shown: {shown}.")
+    same = (members(source) == own["methods"] and shown == trained and
+            (len(own["methods"]) == 1 or not own["weights"] or len(set(own["weights"])) == 1))
+    if same:
+        return f"**The training mask of {run['id']}**: {trained}."
+    return f"**Not the training mask of {run['id']}** (that is {trained}); shown: {shown}."
+
+
 def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
-    """Sidebar controls -> the explain form's fields (without the image)."""
-    rid = run["id"]
+    """Sidebar controls -> the explain form's fields (without the image). They open on the run's training mask,
+    or on the methods chosen before (ui.shared_methods)."""
+    rid, own = run["id"], training_mask(config)
     epoch = st.select_slider("Epoch", run["epochs"], value=run["epochs"][-1], key=f"ex-epoch-{rid}",
                              help="Checkpoint to explain; burn-in epochs are plain AT")
-    own = list(config.get("cam_methods") or ["gradcam"])
     offered = catalogue.cam_methods(run.get("model"))
-    methods = st.multiselect("CAM methods", offered, default=list(dict.fromkeys(own + DEFAULT_METHODS)),
-                             key=f"ex-methods-{rid}", help=f"The run trained with {', '.join(own)}")
-    ensemble = st.toggle("Ensemble of the methods", value=len(methods) > 1, key=f"ex-ens-{rid}",
-                         disabled=len(methods) < 2, help="Equal-weight average of the normalised CAMs")
+    start = ui.shared_methods(offered) or own["methods"] + (["ensemble"] if len(own["methods"]) > 1 else [])
+    methods = st.multiselect("CAM methods", offered, default=[m for m in start if m in offered],
+                             key=f"ex-methods-{rid}", help=f"The run trained with {'+'.join(own['methods'])}")
+    ensemble = st.toggle("Ensemble of the methods", value="ensemble" in start, key=f"ex-ens-{rid}",
+                         disabled=len(methods) < 2, help="Average of the normalised CAMs (the run's weights when "
+                                                         "the methods are its own, else equal weights)")
+    ensemble = ensemble and len(methods) > 1
+    ui.remember_methods(methods + (["ensemble"] if ensemble else []))
     if has_label:
         target = st.radio("Explain the class", ["label", "pred"], horizontal=True, key="ex-target",
                           format_func={"label": "true label", "pred": "prediction"}.get,
@@ -54,24 +91,26 @@ def cam_settings(run: dict, config: dict, *, has_label: bool = True) -> dict:
         st.caption("An upload has no true label: the prediction is explained.")
     st.divider()
     recipes = catalogue.recipes()
-    recipe = st.selectbox("Mask recipe", list(recipes), index=list(recipes).index(config.get("recipe", "paper")),
+    recipe = st.selectbox("Mask recipe", list(recipes), index=list(recipes).index(own["recipe"]),
                           key=f"ex-recipe-{rid}", format_func=lambda r: f"{r}: {recipes[r]['help']}")
     c1, c2 = st.columns(2)
-    eps = c1.text_input("eps", eps_text(config.get("eps", 0.1)), key=f"ex-eps-{rid}", help="full budget: 0.1 or 8/255")
-    eps_low = c2.text_input("eps_low", eps_text(config.get("eps_low", 0.0875)), key=f"ex-epslow-{rid}",
+    eps = c1.text_input("eps", eps_text(own["eps"]), key=f"ex-eps-{rid}", help="full budget: 0.1 or 8/255")
+    eps_low = c2.text_input("eps_low", eps_text(own["eps_low"]), key=f"ex-epslow-{rid}",
                             help="budget of unimportant pixels")
-    fields = {"run": rid, "epoch": epoch, "methods": ",".join(methods), "ensemble": ensemble and len(methods) > 1,
+    fields = {"run": rid, "epoch": epoch, "methods": ",".join(methods), "ensemble": ensemble,
               "target": target, "recipe": recipe, "eps": eps.strip(), "eps_low": eps_low.strip()}
+    if ensemble and methods == own["methods"] and own["weights"]:
+        fields["weights"] = ",".join(f"{w:g}" for w in own["weights"])
     options = recipes[recipe]["options"]
+    value = {k: own["options"].get(k, default) for k, default in options.items()}
     if "threshold" in options:
-        fields["threshold"] = st.slider("threshold (w = cam / mean cam)", 0.0, 3.0,
-                                        float(config.get("threshold", 1.0)), 0.05, key=f"ex-thr-{rid}")
+        fields["threshold"] = st.slider("threshold (w = cam / mean cam)", 0.0, 3.0, float(value["threshold"]), 0.05,
+                                        key=f"ex-thr-{rid}")
     if "tau" in options:
-        fields["tau"] = st.slider("tau (sigmoid sharpness)", 0.5, 50.0, float(config.get("tau", 10.0)), 0.5,
-                                  key=f"ex-tau-{rid}")
+        fields["tau"] = st.slider("tau (sigmoid sharpness)", 0.5, 50.0, float(value["tau"]), 0.5, key=f"ex-tau-{rid}")
     if "quadrant" in options:
-        fields["quadrant"] = st.radio("quadrant", ["ul", "ur", "bl", "br"], horizontal=True, key=f"ex-q-{rid}",
-                                      index=["ul", "ur", "bl", "br"].index(config.get("quadrant", "br")))
+        fields["quadrant"] = st.radio("quadrant", list(QUADRANTS), horizontal=True, key=f"ex-q-{rid}",
+                                      index=QUADRANTS.index(value["quadrant"]))
     return fields
 
 
@@ -192,7 +231,7 @@ def overlays(result: dict) -> None:
             col.image(data, caption=caption, width="stretch", output_format="PNG")
     ensembles = [r["method"] for r in result["results"] if r["method"].startswith("ensemble(")]
     st.html(f'<div style="height:14px;border-radius:2px;background:{catalogue.cam_gradient()}"></div>')
-    text = ("CAM importance, jet colour scale: 0 (blue) → 1 (red), min-max normalised per map. "
+    text = (f"CAM importance on the scale the mask reads it, jet: {result['overlay_scale']}. "
             "Pixels the model relies on for its class get the full budget eps.")
     if ensembles:
         text += f" The ensemble is the equal-weight mean of {', '.join(members(ensembles[0]))}."
@@ -249,8 +288,9 @@ def heatmaps_tab(result: dict, source: str, classes: list[str], fields: dict, ch
     st.markdown("**Downloads**")
     d1, d2, d3, d4, d5 = st.columns(5)
     name = f"{result['run']}-e{result['epoch']}"
-    d1.download_button("Overlay PNG", images.decode(chosen["overlay_png"]), f"{name}-{members(source)[0]}.png",
-                       "image/png", icon=":material/image:", width="stretch")
+    d1.download_button("Overlay PNG", images.decode(chosen["overlay_png"]), overlay_file(name, source),
+                       "image/png", icon=":material/image:", width="stretch", key=f"ex-overlay-{source}",
+                       help=f"The overlay of {short_name(source)}, as shown above")
     d2.download_button("Eps-map PNG", images.eps_map_figure(chosen["eps_map"], f"eps-map of {short_name(source)}, "
                                                                                 f"{result['recipe']} recipe, {name}"),
                        f"{name}-eps-map.png", "image/png", icon=":material/grid_on:", width="stretch",
@@ -265,6 +305,12 @@ def heatmaps_tab(result: dict, source: str, classes: list[str], fields: dict, ch
     d5.download_button("Epoch metrics CSV", metrics_csv(detail.get("metrics", [])), f"{result['run']}-metrics.csv",
                        "text/csv", icon=":material/table:", width="stretch",
                        help="The run's per-epoch metrics (metrics.jsonl) as a table")
+
+
+def overlay_file(name: str, source: str) -> str:
+    """'run-e10-gradcam.png'; an ensemble's names all its members: 'run-e10-ensemble-gradcam+layercam.png'."""
+    method = f"ensemble-{'+'.join(members(source))}" if source.startswith("ensemble(") else source
+    return f"{name}-{method}.png"
 
 
 def dataset_classes(run: dict, n: int) -> list[str]:
@@ -299,7 +345,8 @@ def page() -> None:
         ui.no_runs_note()
         return
     with st.sidebar:
-        run = ui.run_picker(runs, key="ex-run")
+        featured = [r for r in runs if r["id"] in (catalogue.options().get("featured") or []) and r.get("part")]
+        run = ui.run_picker(runs, key="ex-run", default=featured[0]["id"] if featured else None)
         detail = ui.api().run(run["id"])
         config = detail["config"]
         choice = ui.image_picker(run, key="ex-img")
@@ -320,9 +367,10 @@ def page() -> None:
     if choice.upload is not None:
         model_input(choice, {**result, "dataset": run.get("dataset")})
     names = [r["method"] for r in result["results"]]
-    source = st.radio("eps-map and mask from", names, index=len(names) - 1, horizontal=True,
-                      key=f"ex-source-{'|'.join(names)}", format_func=short_name,
-                      help="Which CAM (or the ensemble) drives the eps-map, the mask and the PART attack")
+    source = names[0] if len(names) == 1 else st.radio(
+        "eps-map and mask from", names, index=len(names) - 1, horizontal=True, key=f"ex-source-{'|'.join(names)}",
+        format_func=short_name, help="Which CAM (or the ensemble) drives the eps-map, the mask and the PART attack")
+    st.caption(mask_line(run, training_mask(config), result, source))
     shuffled_note(result)
     classes = dataset_classes(run, len(result["prediction"]["probabilities"]))
     chosen = next(r for r in result["results"] if r["method"] == source)

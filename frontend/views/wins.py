@@ -45,7 +45,7 @@ def same_images(a: dict, b: dict) -> bool:
 
 def controls(runs: list[dict]) -> dict:
     ids = [r["id"] for r in runs]
-    a_default, b_default = default_pair(runs, catalogue.options().get("featured"), experiments())
+    a_default, b_default = default_pair(runs, catalogue.options().get("featured"), ui.experiments()["experiments"])
     c1, c2, c3, c4 = st.columns([3, 1, 3, 1])
     run_a = c1.selectbox("Run A", ids, index=ids.index(a_default), key="wn-run-a",
                          format_func=lambda i: ui.run_label(runs[ids.index(i)]))
@@ -64,15 +64,6 @@ def controls(runs: list[dict]) -> dict:
                            help="newest: the newest epoch with an evaluation")
     return {"run_a": run_a, "run_b": run_b, **({} if epoch_a == NEWEST else {"epoch_a": int(epoch_a)}),
             **({} if epoch_b == NEWEST else {"epoch_b": int(epoch_b)})}
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def _experiments(url: str) -> list[dict]:
-    return ui.api()._json("GET", "/api/experiments")["experiments"]
-
-
-def experiments() -> list[dict]:
-    return _experiments(ui.api_url())
 
 
 def summary(w: dict) -> None:

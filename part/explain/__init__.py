@@ -5,9 +5,9 @@ with the object, overlays for people."""
 from part.explain.alignment import energy_on_object, mask_rule, object_mask, spearman, top_k_iou
 from part.explain.attention import attention_rollout, grad_rollout
 from part.explain.cam import METHODS, NATIVE_METHODS, compute_cam, resolve_layer
-from part.explain.eps_maps import RECIPES, eps_map, mask_stats, recipe_options
+from part.explain.eps_maps import RECIPES, eps_map, importance, importance_scale, mask_stats, recipe_options
 from part.explain.images import conversion_notes, fit_to_style, jet_overlay, open_image, to_tensor
 
 __all__ = ["METHODS", "NATIVE_METHODS", "RECIPES", "attention_rollout", "compute_cam", "conversion_notes",
-           "energy_on_object", "eps_map", "fit_to_style", "grad_rollout", "jet_overlay", "mask_rule", "mask_stats",
+           "energy_on_object", "eps_map", "fit_to_style", "grad_rollout", "importance", "importance_scale", "jet_overlay", "mask_rule", "mask_stats",
            "object_mask", "open_image", "recipe_options", "resolve_layer", "spearman", "to_tensor", "top_k_iou"]

@@ -130,6 +130,37 @@ def eps_map(
     return fn(cam.float(), float(eps), float(eps_low), channels, **options)
 
 
+def importance(cam: torch.Tensor, *, recipe: str = "paper", **options) -> torch.Tensor:
+    """CAMs [B,H,W] on the scale the recipe reads them, in [0,1], for drawing: where a map is drawn min-max
+    scaled, one dominant pixel (an attention-rollout token) turns the rest blue though the recipe gives many of
+    them the full eps. Recipes that read w = cam / mean(cam) get w / (2 * threshold), so the middle of the colour
+    scale is where the mask switches to eps (soft's sigmoid is centred at w = 1); the reference recipe reads
+    cam**2; the quadrant recipe ignores the CAM, which is drawn as it is."""
+    accepted = recipe_options(recipe)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"recipe '{recipe}' has no option {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}")
+    cam = cam.float()
+    if recipe == "reference":
+        return cam.clamp(0, 1) ** 2
+    if recipe == "quadrant":
+        return cam.clamp(0, 1)
+    threshold = float(options.get("threshold", 1.0))
+    return (_weights(cam) / (2 * max(threshold, 1e-6))).clamp(0, 1)
+
+
+def importance_scale(recipe: str, **options) -> str:
+    """In words, the scale `importance` draws, 0 to 1."""
+    if recipe == "reference":
+        return "cam², the value the reference recipe colour-maps (min-max normalised CAM, squared)"
+    if recipe == "quadrant":
+        return "the min-max normalised CAM (the quadrant recipe ignores it)"
+    threshold = float(options.get("threshold", 1.0))
+    middle = ("the sigmoid's centre, half of the extra budget" if recipe.startswith("soft")
+              else "where the mask switches to the full eps")
+    return f"w = cam / mean cam, 0 to {2 * threshold:g}: the middle (w = {threshold:g}) is {middle}; red is w ≥ {2 * threshold:g}"
+
+
 def mask_stats(emap: torch.Tensor, eps: float) -> dict[str, float]:
     """Fraction of pixel values at full eps and the mean budget relative to eps."""
     return {

@@ -192,3 +192,21 @@ def test_stored_probes_stand_in_for_a_dropped_checkpoint(checkpoints):
         other = client.post("/api/compare", data={"runs": "at-tiny", "probe": "0", "method": "layercam"}).json()
         assert [(c["epoch"], c["available"]) for c in other["cells"]] == [(2, True)]
         assert other["epochs"] == [2]
+
+
+def test_runs_of_another_input_size_are_said_once_not_per_cell(checkpoints):
+    from part.training.config import preset
+    from part.training.trainer import train
+    from tests.backend.conftest import TINY, make_client
+
+    for name in ("clutter-at-tiny", "clutter-part-tiny"):
+        train(preset(f"fmnist-{name.rsplit('-', 1)[0]}", **TINY), checkpoints / name, progress=False)
+    with make_client(checkpoints) as client:
+        body = client.post("/api/compare", data={"runs": "part-tiny,clutter-at-tiny,clutter-part-tiny",
+                                                 "probe": "0"}).json()
+    assert body["sizes"] == ["clutter-at-tiny and clutter-part-tiny take 40x40 images; this probe image is 28x28 (as part-tiny takes it), so "
+                             "their rows stay empty: compare runs of one input size, or put a 40x40 run first"]
+    cells = [c for c in body["cells"] if c["run"].startswith("clutter")]
+    assert cells and all(c["source"] == "size" and c["input_size"] == [1, 40] and c.get("message") is None
+                         for c in cells)
+    assert {c["source"] for c in body["cells"] if c["run"] == "part-tiny"} == {"stored"}

@@ -178,3 +178,27 @@ def test_npz_export_holds_maps_masks_and_both_adversarial_examples(client):
     assert meta["run"] == "part-tiny" and meta["attack_map_from"] == "ensemble(gradcam+layercam)"
     bad = client.post("/api/export/npz", data={"run": "part-tiny", "probe": "0", "source": "scorecam"})
     assert bad.status_code == 422 and "gradcam" in bad.json()["detail"]
+
+
+def test_the_overlay_draws_the_cam_on_the_scale_the_mask_reads_it(client, run_root):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from backend.services.render import scale_for
+    from part.explain.images import jet_overlay
+
+    body = client.post("/api/explain", data={"run": "part-tiny", "probe": "0", "methods": "gradcam,layercam",
+                                             "ensemble": "true", "recipe": "paper", "threshold": "0.8"}).json()
+    assert "w = 0.8" in body["overlay_scale"]
+    x = RunDir(run_root / "part-tiny").load_probe_inputs()["x"][0].float()
+    for result in body["results"]:
+        shown = torch.tensor(result["importance"])
+        full = torch.tensor(result["eps_map"]) >= body["eps"] - 1e-7
+        assert torch.equal(shown > 0.5, full), result["method"]  # red-yellow exactly where the budget is eps
+        overlay = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["overlay_png"].split(",")[1]))))
+        drawn = jet_overlay(x, shown, scale=scale_for(28)).astype(int)
+        assert np.abs(overlay.astype(int) - drawn).max() <= 2, result["method"]
+

@@ -76,3 +76,13 @@ def shipped_stack(tmp_path_factory):
     for run in SHIPPED:
         shutil.copytree(shipped / run, root / run)
     yield from _served(root, tmp_path_factory.mktemp("e2e-shipped-logs"))
+
+
+@pytest.fixture(scope="session")
+def zoo_stack(tmp_path_factory):
+    """(dashboard URL, API URL) over a copy of the whole shipped checkpoints/ folder (every run, the manifest):
+    the pages' default states as a new user sees them; jobs write into the copy."""
+    root = tmp_path_factory.mktemp("e2e-zoo") / "checkpoints"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "checkpoints", root,
+                    ignore=shutil.ignore_patterns("*.html"))
+    yield from _served(root, tmp_path_factory.mktemp("e2e-zoo-logs"))

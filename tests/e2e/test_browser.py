@@ -43,9 +43,9 @@ def explore_upload(page, url: str, tmp_path: Path, shots: Path) -> None:
     sidebar.get_by_text("Upload", exact=True).click()
     settle(page)
     sidebar.locator("input[type=file]").set_input_files(str(image))
-    page.get_by_test_id("stMain").get_by_text("ensemble of 2 maps ·").wait_for(timeout=60_000)
+    page.get_by_test_id("stMain").get_by_text("gradcam ·").wait_for(timeout=60_000)  # the run's own training mask
     settle(page)
-    page.wait_for_function(LOADED_IMAGES, arg=5, timeout=30_000)  # original, 3 overlays, colour bar
+    page.wait_for_function(LOADED_IMAGES, arg=3, timeout=30_000)  # the upload's thumbnail, original, overlay
     assert page.get_by_text("shirt.png").first.is_visible()
     assert page.get_by_text("Full-eps fraction").is_visible()
     screenshot(page, shots / "explore.png")

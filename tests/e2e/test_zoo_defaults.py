@@ -7,13 +7,10 @@ means. Screenshots go to tests/e2e/screenshots/zoo-*.png."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.e2e.conftest import _served
 from tests.e2e.test_browser import screenshot, settle
 from tests.frontend.servers import wait_job
 
@@ -24,13 +21,6 @@ HEADINGS = {"explore": "Explore", "compare": "Compare", "train": "Train", "evalu
             "theory": "Theory: why"}
 QUICK = {"kind": "train", "name": "quick-part", "preset": "fmnist-part",
          "overrides": {"epochs": 1, "burn_in_epochs": 0, "subset": 128, "eval_n": 32, "batch_size": 64}}
-
-
-@pytest.fixture(scope="module")
-def zoo_stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e-zoo") / "checkpoints"
-    shutil.copytree(SHIPPED, root, ignore=shutil.ignore_patterns("*.html"))
-    yield from _served(root, tmp_path_factory.mktemp("e2e-zoo-logs"))
 
 
 def main_text(page) -> str:

@@ -107,11 +107,15 @@ def test_the_page_opens_on_plain_part_and_its_baseline():
         ("fmnist-at-s0", "at", False, "paper"), ("fmnist-mart-s0", "mart", False, "paper"),
         ("fmnist-part-m-s0", "mart", True, "paper"), ("fmnist-part-shuffled-s0", "at", True, "shuffled"),
         ("fmnist-part-s0", "at", True, "paper")]]
-    assert default_runs(runs) == ["fmnist-part-s0", "fmnist-at-s0"]
-    assert default_runs(runs[:3]) == ["fmnist-part-m-s0", "fmnist-mart-s0"]
-    assert default_runs(runs[:2]) == ["fmnist-at-s0", "fmnist-mart-s0"]
-    assert default_runs(runs, ["fmnist-at-s0", "fmnist-part-m-s0"]) == ["fmnist-at-s0", "fmnist-part-m-s0"]
-    assert default_runs(runs, ["fmnist-at-s0", "gone"]) == ["fmnist-part-s0", "fmnist-at-s0"]  # not on this server
+    bases = {"fmnist-part-s0": "fmnist-at-s0", "fmnist-part-m-s0": "fmnist-mart-s0",
+             "fmnist-part-shuffled-s0": "fmnist-at-s0"}  # as GET /api/experiments pairs them
+    assert default_runs(runs, bases=bases) == ["fmnist-part-s0", "fmnist-at-s0"]
+    assert default_runs(runs[:3], bases=bases) == ["fmnist-part-m-s0", "fmnist-mart-s0"]
+    assert default_runs(runs[:2], bases=bases) == ["fmnist-at-s0", "fmnist-mart-s0"]
+    assert default_runs(runs, ["fmnist-at-s0", "fmnist-part-m-s0"], bases=bases) == ["fmnist-at-s0", "fmnist-part-m-s0"]
+    assert default_runs(runs, ["fmnist-at-s0", "gone"], bases=bases) == ["fmnist-part-s0", "fmnist-at-s0"]
+    assert default_runs(runs, run="fmnist-part-m-s0", bases=bases) == ["fmnist-part-m-s0", "fmnist-mart-s0"]
+    assert default_runs(runs, run="fmnist-part-s0", bases={}) == ["fmnist-part-s0"]  # no baseline: none invented
     by_id = {r["id"]: r for r in runs}
     assert default_pair(["fmnist-part-s0", "fmnist-at-s0"], by_id) == ("fmnist-at-s0", "fmnist-part-s0")
     assert default_pair(["fmnist-part-s0", "fmnist-part-m-s0"], by_id) == ("fmnist-part-s0", "fmnist-part-m-s0")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.frontend.conftest import no_exceptions
+from streamlit.testing.v1 import AppTest
+
+from tests.frontend.conftest import TIMEOUT_S, no_exceptions, open_page
+from tests.frontend.servers import APP
 from tests.frontend.servers import shirt_png
 
 
@@ -13,24 +16,80 @@ def metric(at, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_first_screen_shows_overlays_eps_map_and_full_eps_fraction(app, api):
+def test_first_screen_opens_on_the_runs_training_mask_and_says_so(app, api):
     no_exceptions(app)
     captions = [c for image in app.image for c in image.captions]
     assert "Original" in captions
     overlays = [c for c in captions if " at eps" in c]
-    assert [c.split(" · ")[0] for c in overlays] == ["gradcam", "layercam", "ensemble of 2 maps"]
-    assert any("equal-weight mean of gradcam, layercam" in c.value for c in app.caption)
-    expected = api.post("/api/explain", data={"run": "fmnist-part-tiny", "probe": 0, "methods": "gradcam,layercam",
-                                               "ensemble": "true", "target": "label"}).json()
-    ensemble = expected["results"][-1]["mask_stats"]["full_eps_fraction"]
-    assert metric(app, "Full-eps fraction") == f"{100 * ensemble:.1f}%"
+    assert [c.split(" · ")[0] for c in overlays] == ["gradcam"]  # the run trained with gradcam alone
+    assert any(c.value == "**The training mask of fmnist-part-tiny**: gradcam, recipe paper, eps 0.1, eps_low 0.0875, "
+                          "threshold 1." for c in app.caption)
+    expected = api.post("/api/explain", data={"run": "fmnist-part-tiny", "probe": 0, "methods": "gradcam",
+                                               "target": "label"}).json()
+    assert metric(app, "Full-eps fraction") == f"{100 * expected['results'][0]['mask_stats']['full_eps_fraction']:.1f}%"
     assert metric(app, "Prediction") == expected["prediction"]["class_name"]
     assert len(app.get("plotly_chart")) >= 3  # eps-map, mask, probabilities (+ the attack tab's)
     assert {b.label for b in app.get("download_button")} >= {"Overlay PNG", "Eps-map PNG", "Result JSON", "Arrays NPZ",
                                                              "Epoch metrics CSV"}
-    ensemble_map = expected["results"][-1]
-    assert metric(app, "Energy on the object") == f"{ensemble_map['energy_on_object']:.2f}"
-    assert metric(app, "ROAD (this map)") == f"{ensemble_map['road']['road_combined']:+.3f}"
+    assert metric(app, "Energy on the object") == f"{expected['results'][0]['energy_on_object']:.2f}"
+    assert metric(app, "ROAD (this map)") == f"{expected['results'][0]['road']['road_combined']:+.3f}"
+    assert any("the middle (w = 1) is where the mask switches to the full eps" in c.value for c in app.caption)
+
+
+def test_an_ensemble_is_shown_and_named_as_not_the_training_mask(app, api):
+    app.sidebar.multiselect(key="ex-methods-fmnist-part-tiny").set_value(["gradcam", "layercam"]).run()
+    app.sidebar.toggle(key="ex-ens-fmnist-part-tiny").set_value(True).run()
+    no_exceptions(app)
+    overlays = [c for image in app.image for c in image.captions if " at eps" in c]
+    assert [c.split(" · ")[0] for c in overlays] == ["gradcam", "layercam", "ensemble of 2 maps"]
+    assert any("equal-weight mean of gradcam, layercam" in c.value or "mean of gradcam, layercam" in c.value
+               for c in app.caption)
+    assert any(c.value.startswith("**Not the training mask of fmnist-part-tiny** (that is gradcam, recipe paper")
+               and "shown: gradcam+layercam, recipe paper" in c.value for c in app.caption)
+    expected = api.post("/api/explain", data={"run": "fmnist-part-tiny", "probe": 0, "methods": "gradcam,layercam",
+                                               "ensemble": "true", "target": "label"}).json()
+    ensemble = expected["results"][-1]["mask_stats"]["full_eps_fraction"]
+    assert metric(app, "Full-eps fraction") == f"{100 * ensemble:.1f}%"
+    assert app.query_params["methods"] == ["gradcam,layercam,ensemble"] or \
+        app.query_params["methods"] == "gradcam,layercam,ensemble"
+
+
+def test_the_overlay_download_is_named_after_the_map_shown(app):  # app: importing the page runs it
+    from frontend.views.explore import overlay_file
+
+    assert overlay_file("r-e2", "gradcam") == "r-e2-gradcam.png"
+    assert overlay_file("r-e2", "ensemble(gradcam+layercam)") == "r-e2-ensemble-gradcam+layercam.png"
+
+
+def test_run_image_and_methods_survive_a_page_change_and_go_into_the_url(app):
+    app.sidebar.selectbox(key="ex-run").set_value("fmnist-at-tiny").run()
+    app.sidebar.selectbox(key="ex-img-probe").set_value(2).run()
+    app.sidebar.multiselect(key="ex-methods-fmnist-at-tiny").set_value(["gradcam", "layercam"]).run()
+    no_exceptions(app)
+    assert app.session_state["run"] == "fmnist-at-tiny" and app.session_state["image"] == {"probe": 2}
+    assert app.session_state["methods"] == ["gradcam", "layercam"]
+    assert any(c.value.startswith("**fmnist-at-tiny trained without a mask** (AT") for c in app.caption)
+    open_page(app, "compare")
+    no_exceptions(app)
+    assert app.sidebar.selectbox(key="cmp-img-probe").value == 2
+    open_page(app, "explore")
+    no_exceptions(app)
+    assert app.sidebar.selectbox(key="ex-run").value == "fmnist-at-tiny"
+    assert app.sidebar.selectbox(key="ex-img-probe").value == 2
+    assert app.sidebar.multiselect(key="ex-methods-fmnist-at-tiny").value == ["gradcam", "layercam"]
+
+
+def test_a_shared_url_opens_on_its_run_sample_and_methods(api_url, monkeypatch):
+    monkeypatch.setenv("PART_API_URL", api_url)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    at.query_params.update({"run": "fmnist-at-tiny", "sample": "7", "methods": "layercam"})
+    at.run()
+    no_exceptions(at)
+    assert at.sidebar.selectbox(key="ex-run").value == "fmnist-at-tiny"
+    assert at.sidebar.radio(key="ex-img-source").value == "Dataset sample"
+    assert at.sidebar.number_input(key="ex-img-index").value == 7
+    assert at.sidebar.multiselect(key="ex-methods-fmnist-at-tiny").value == ["layercam"]
+    assert "fashion-mnist test #7" in at.caption[0].value
 
 
 def test_attack_tab_compares_scalar_eps_with_the_eps_map(app):
@@ -57,7 +116,7 @@ def test_upload_is_explained(app):
     no_exceptions(app)
     assert "shirt.png" in app.caption[0].value
     captions = [c for image in app.image for c in image.captions]
-    assert sum(" at eps" in c for c in captions) == 3
+    assert sum(" at eps" in c for c in captions) == 1
 
 
 def test_a_continuous_recipe_shows_its_budget_range_not_a_black_mask(app, api):

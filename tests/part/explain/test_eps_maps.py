@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from part.explain.eps_maps import QUADRANTS, RECIPES, eps_map, mask_stats, recipe_options
+from part.explain.eps_maps import QUADRANTS, RECIPES, eps_map, importance, importance_scale, mask_stats, recipe_options
 
 EPS, LOW = 0.5, 0.25  # exact in binary, so expected maps compare with torch.equal
 H, L = EPS, LOW
@@ -254,3 +254,41 @@ def test_recipe_options():
 def test_cam_must_be_three_dimensional():
     with pytest.raises(ValueError, match=r"cam must be \[B,H,W\], got shape \(1, 1, 4, 4\)"):
         eps_map(CAM[:, None], eps=EPS, eps_low=LOW)
+
+
+def peaked_cam() -> torch.Tensor:
+    """An attention-rollout-like map: one token far above a spread of middling ones, min-max scaled."""
+    cam = torch.linspace(0, 0.2, 64).reshape(1, 8, 8)
+    cam[0, 3, 4] = 1.0
+    return cam
+
+
+@pytest.mark.parametrize("recipe", ["paper", "shuffled", "uniform-mean"])
+@pytest.mark.parametrize("threshold", [1.0, 0.7])
+def test_importance_crosses_the_middle_where_the_paper_mask_switches_to_eps(recipe, threshold):
+    cam = peaked_cam()
+    full = eps_map(cam, eps=EPS, eps_low=LOW, recipe="paper", threshold=threshold)[:, 0] == EPS
+    assert 10 < int(full.sum()) < 60
+    assert int((full & (cam < 0.5)).sum()) > 5  # drawn min-max, these full-eps pixels look unimportant
+    shown = importance(cam, recipe=recipe, threshold=threshold)
+    assert torch.equal(shown > 0.5, full)
+    k = int(full.sum())  # the k brightest pixels of what is drawn are the mask's full-eps pixels
+    top = torch.zeros(64, dtype=torch.bool)
+    top[shown.flatten().argsort(descending=True)[:k]] = True
+    assert torch.equal(top.view_as(full), full)
+    assert float(shown.min()) >= 0 and float(shown.max()) == 1
+
+
+def test_importance_of_soft_is_centred_with_the_sigmoid_and_reference_reads_cam_squared():
+    cam = peaked_cam()
+    soft = eps_map(cam, eps=EPS, eps_low=LOW, recipe="soft", tau=10.0)[:, 0]
+    assert torch.equal(importance(cam, recipe="soft", tau=10.0) > 0.5, soft > (EPS + LOW) / 2)
+    assert torch.allclose(importance(cam, recipe="reference"), cam ** 2)
+    assert torch.equal(importance(cam, recipe="quadrant", quadrant="ul"), cam)
+    with pytest.raises(ValueError, match="accepted: tau"):
+        importance(cam, recipe="soft", threshold=1.0)
+
+
+def test_importance_scale_names_the_threshold():
+    assert "w = 0.7" in importance_scale("paper", threshold=0.7) and "1.4" in importance_scale("paper", threshold=0.7)
+    assert "cam²" in importance_scale("reference")
