@@ -126,7 +126,7 @@ def runs_with_epochs() -> list[dict]:
 
 def no_runs_note() -> None:
     st.info("No run has a checkpoint yet. Start one on the **Train** page (a 2-epoch Fashion-MNIST run "
-            "takes about a minute on a laptop CPU), or `part train --preset fmnist-part --epochs 2 --subset 2000`.",
+            "takes about a minute on a laptop CPU), or `part train --preset fmnist-part --epochs 2 --burn-in 1 --subset 2000`.",
             icon=":material/science:")
 
 

@@ -129,6 +129,10 @@ class TrainConfig:
                 _in_range(key, value, low, high)
         if self.eps_low > self.eps:
             raise ValueError(f"eps_low ({self.eps_low:g}) must not exceed eps ({self.eps:g})")
+        if self.part and self.burn_in_epochs >= self.epochs:  # no epoch would reweight a pixel
+            raise ValueError(f"burn_in_epochs ({self.burn_in_epochs}) must be < epochs ({self.epochs}) for part=true, "
+                             f"or every epoch is the plain {self.defense.upper()} burn-in; accepted: burn_in_epochs "
+                             f"0..{self.epochs - 1}, or part=false")
         return self
 
     def to_dict(self) -> dict[str, Any]:
