@@ -33,7 +33,7 @@ def badge(state: str) -> str:
 
 def progress_text(job: dict, now: float | None = None) -> str:
     if job["kind"] == "eval":
-        return eval_progress_text(job, now)
+        return eval_progress_text(job)
     parts = [job.get("phase") or job["state"]]
     if job.get("epochs"):
         parts.append(f"epoch {job.get('epoch') or 0}/{job['epochs']}")
@@ -72,9 +72,15 @@ def stored_results(job: dict) -> dict:
     return results
 
 
-def eval_status(job: dict, now: float | None = None) -> dict:
-    """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json; the ETA
-    scales the time so far by the cost of what is left (None before the first attack has finished)."""
+ETA_AFTER = 0.05  # the share of the work (by cost) that must be timed before an ETA is shown
+
+
+def eval_status(job: dict) -> dict:
+    """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json.
+
+    The ETA scales the seconds the finished attacks took (not the time since the start, which holds the
+    process's start-up and would make a cheap first attack predict minutes) by the cost of what is left,
+    and waits until ETA_AFTER of the work has been timed: one clean pass says little about AutoAttack."""
     wanted = list((job.get("spec") or {}).get("attacks") or [])
     results = stored_results(job)
     done = [a for a in wanted if a in results]
@@ -82,15 +88,17 @@ def eval_status(job: dict, now: float | None = None) -> dict:
     total = sum(attack_cost(a) for a in wanted) or 1.0
     spent = sum(attack_cost(a) for a in done)
     progress = 1.0 if job["state"] == "completed" else spent / total
+    seconds = job.get("attack_seconds") or {}
+    timed = [a for a in done if a in seconds]
+    timed_cost, timed_s = sum(attack_cost(a) for a in timed), sum(float(seconds[a]) for a in timed)
     eta = None
-    if job["state"] == "running" and job.get("started_at") and spent > 0:
-        elapsed = (now or time.time()) - job["started_at"]
-        eta = max(0.0, elapsed * (total - spent) / spent)
+    if job["state"] == "running" and timed_cost >= ETA_AFTER * total and timed_s > 0:
+        eta = timed_s / timed_cost * (total - spent)
     return {"done": done, "pending": pending, "progress": progress, "eta_s": eta}
 
 
-def eval_progress_text(job: dict, now: float | None = None) -> str:
-    status = eval_status(job, now)
+def eval_progress_text(job: dict) -> str:
+    status = eval_status(job)
     wanted = len(status["done"]) + len(status["pending"])
     parts = [f"{len(status['done'])}/{wanted} attacks done"]
     if job["state"] == "running" and not status["pending"]:
@@ -98,7 +106,7 @@ def eval_progress_text(job: dict, now: float | None = None) -> str:
     elif job["state"] == "running":
         parts.append(f"running {status['pending'][0]}")
         parts.append(f"ETA {duration(status['eta_s'])}" if status["eta_s"] is not None
-                     else "ETA after the first attack")
+                     else "ETA once more of the work is timed")
     elif job["state"] == "queued":
         parts.append("queued")
     elif job.get("finished_at") and job.get("started_at"):

@@ -320,6 +320,8 @@ class JobView(BaseModel):
     progress: float | None
     eta_s: float | None
     latest_metrics: dict[str, Any] | None
+    attack_seconds: dict[str, float] | None = Field(
+        None, description="evaluation jobs: the seconds each finished attack took (the dashboard's ETA scales them)")
 
 
 class Health(BaseModel):

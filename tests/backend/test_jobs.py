@@ -186,10 +186,11 @@ def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
 
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "eval.json").write_text(json.dumps({"attacks": {"clean": {"accuracy": 0.8},
+    (out / "eval.json").write_text(json.dumps({"attacks": {"clean": {"accuracy": 0.8, "seconds": 0.25},
                                                            "pgd20-map@fmnist-part-s0": {"accuracy": 0.7}}}))
     job = {"id": "a", "kind": "eval", "state": "running", "run_id": "r", "out_dir": str(out),
            "spec": {"attacks": ["clean", "pgd20-map", "mma-map"], "epoch": 10}}
     view = job_view(job)
     assert view["progress"] == round(2 / 3, 4) and view["phase"] == "mma-map"
     assert view["latest_metrics"] == {"clean": 0.8, "pgd20-map": 0.7}
+    assert view["attack_seconds"] == {"clean": 0.25}  # what each finished attack took: the dashboard's ETA
