@@ -180,6 +180,26 @@ def actions(job: dict) -> None:
             st.rerun(scope="app")
 
 
+# A finished job's run on the pages that read it: `run` in the URL and the session for every page, and the
+# Compare page's own `runs` list.
+OPEN_IN = (("views/explore.py", "Open in Explore", ":material/search:", "its CAMs and eps-maps, epoch by epoch"),
+           ("views/compare.py", "Open in Compare", ":material/compare:", "its probe images beside other runs"),
+           ("views/evaluate.py", "Evaluate this run", ":material/analytics:", "its robustness results, or start them"))
+
+
+def open_in(job: dict) -> None:
+    """Buttons that open a completed job's run on Explore, Compare and Evaluate."""
+    if job["state"] != "completed":
+        return
+    run_id = job["run_id"]
+    with st.container(horizontal=True):
+        for page, label, icon, what in OPEN_IN:
+            if st.button(label, key=f"open-{page}-{job['id']}", icon=icon, help=f"Run `{run_id}`: {what}"):
+                st.session_state["run"] = run_id
+                params = {"run": run_id, **({"runs": run_id} if page.endswith("compare.py") else {})}
+                st.switch_page(page, query_params=params)
+
+
 def metrics_chart(job: dict) -> None:
     """The training run's per-epoch curves so far; they grow by a point each epoch."""
     if job["kind"] != "train":
@@ -220,6 +240,7 @@ def panel(job_id: str) -> dict:
     with st.expander("Log tail", expanded=job["state"] == "failed"):
         st.code(ui.api().job_log(job_id, tail=3000) or "(no output yet)", language=None)
     actions(job)
+    open_in(job)
     if job["state"] not in ACTIVE and st.session_state.get(f"live-{job_id}"):
         st.session_state[f"live-{job_id}"] = False
         st.rerun(scope="app")  # the job ended: refresh the job list and the run pickers

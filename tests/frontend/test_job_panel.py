@@ -25,3 +25,22 @@ def test_the_eta_scales_the_seconds_the_finished_attacks_took_not_the_time_since
     assert status["eta_s"] == (0.2 + 4.2 + 12.2) / 83 * 400
     assert job_panel.eval_status(job | {"state": "completed"})["eta_s"] is None
     assert job_panel.eval_status(job | {"attack_seconds": None})["eta_s"] is None  # nothing timed: no guess
+
+
+def test_a_finished_job_opens_its_run_on_explore_compare_and_evaluate(app, api):
+    from tests.frontend.conftest import no_exceptions, open_page
+    from tests.frontend.servers import wait_job
+
+    job = api.post("/api/jobs", json={"kind": "eval", "run": "fmnist-at-tiny", "attacks": "clean", "n": 8}).json()
+    assert wait_job(api.base_url, job["id"])["state"] == "completed"
+    at = open_page(app, "train")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.key.startswith("tr-watch"))).set_value(job["id"]).run()
+    no_exceptions(at)
+    labels = [b.label for b in at.button if b.key and b.key.endswith(job["id"]) and b.key.startswith("open-")]
+    assert labels == ["Open in Explore", "Open in Compare", "Evaluate this run"]
+    at.button(key=f"open-views/compare.py-{job['id']}").click().run()
+    no_exceptions(at)
+    assert at.session_state["run"] == "fmnist-at-tiny"
+    assert at.query_params.get("run") in ("fmnist-at-tiny", ["fmnist-at-tiny"])
+    assert at.query_params.get("runs") in ("fmnist-at-tiny", ["fmnist-at-tiny"])
+    assert not any(b.key == f"open-views/compare.py-{job['id']}" for b in at.button)  # on Compare now
