@@ -1,4 +1,4 @@
-"""The job panel without a server: the evaluation ETA, the links of a finished job, the log tail."""
+"""The job panel: the evaluation ETA, the links of a finished job; and the sidebar's run count."""
 
 from __future__ import annotations
 
@@ -25,6 +25,14 @@ def test_the_eta_scales_the_seconds_the_finished_attacks_took_not_the_time_since
     assert status["eta_s"] == (0.2 + 4.2 + 12.2) / 83 * 400
     assert job_panel.eval_status(job | {"state": "completed"})["eta_s"] is None
     assert job_panel.eval_status(job | {"attack_seconds": None})["eta_s"] is None  # nothing timed: no guess
+
+
+def test_the_sidebar_counts_runs_with_something_to_open_and_names_the_others_apart():
+    from frontend.ui import runs_count
+
+    assert runs_count({"runs": 20, "runs_without_checkpoint": 0}) == "20 runs"
+    assert runs_count({"runs": 1, "runs_without_checkpoint": 2}) == "1 run (and 2 without a checkpoint yet)"
+    assert runs_count({"runs": 3}) == "3 runs"  # an older backend
 
 
 def test_a_finished_job_opens_its_run_on_explore_compare_and_evaluate(app, api):
