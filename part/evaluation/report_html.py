@@ -18,7 +18,7 @@ import jinja2
 
 from part.evaluation.corruptions import CORRUPTIONS, title
 from part.evaluation.reports import (TABLE1, accuracies, accuracy_rows, attack_columns, checks_rows, corruption_rows,
-                                     group, images_line, markdown_report)
+                                     group, images_line, markdown_report, sweep_rows)
 from part.runs import EvalDir, write_text
 
 @lru_cache(maxsize=1)
@@ -112,6 +112,7 @@ def html_report(results: Sequence[dict], baseline: str | None = None,
                               table1=accuracy_rows(results, TABLE1, baseline),
                               all_attacks=accuracy_rows(results, attack_columns(results), baseline),
                               corruptions=corruption_rows(results, 1) if corrupted else None,
+                              sweeps=sweep_rows(results),
                               checks=checks, charts=charts)
 
 
