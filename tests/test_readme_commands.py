@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from part.cli import main
+from part.evaluation.evaluate import parse_attacks
 from part.runs import EvalDir, RunDir
 from tests.frontend.servers import free_port, shirt_png
 
@@ -134,8 +135,6 @@ def _check_outputs(argv: list[str]) -> None:
         assert run.status()["state"] == "completed" and run.epochs() == list(range(1, run.config()["epochs"] + 1))
     elif argv[0] == "eval":
         results = EvalDir(out).results()
-        from part.evaluation.evaluate import parse_attacks
-
         wanted = parse_attacks(argv[argv.index("--attacks") + 1])  # an eps sweep is one attack with its commas
         assert len(results["attacks"]) >= len(wanted) and results["n"] == int(N), sorted(results["attacks"])
     elif argv[0] == "cam":
