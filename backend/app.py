@@ -66,9 +66,10 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     @app.get("/api/health", response_model=Health, tags=["health"], summary="liveness; never needs the token")
     async def health(request: Request):
         states = [job["state"] for job in svc.jobs.store.all()]
+        runs, empty = svc.registry.run_counts()
         return {"status": "ok", "version": _version(), "device": str(svc.registry.device),
                 "max_nproc": max_nproc("auto"),
-                "runs": len(svc.registry.run_ids()), "jobs": {s: states.count(s) for s in sorted(set(states))},
+                "runs": runs, "runs_without_checkpoint": empty, "jobs": {s: states.count(s) for s in sorted(set(states))},
                 "auth": bool(settings.token), "model_requests": svc.slots.busy,
                 "model_concurrency": svc.slots.limit}
 

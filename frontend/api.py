@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-START_HINT = "start it with `make run`, or `part serve --port 8000` in another terminal"
 FAST_S, SLOW_S = 10.0, 120.0  # listings vs. CAMs, attacks and grids (CPU-bound on the server)
 
 
@@ -26,6 +26,15 @@ class ApiError(Exception):
 
 def api_url() -> str:
     return os.environ.get("PART_API_URL", "").strip().rstrip("/") or DEFAULT_URL
+
+
+def start_hint(url: str) -> str:
+    """How to start the API this dashboard was pointed at: the port of its URL, not the default's."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    make = "make run" if port == 8000 else f"PART_PORT={port} make run"
+    where = "" if parts.hostname in ("127.0.0.1", "localhost", "::1") else f" on {parts.hostname}"
+    return f"start it with `{make}`, or `part serve --port {port}`{where} in another terminal"
 
 
 def _detail(response: httpx.Response) -> str:
@@ -51,7 +60,8 @@ class PartApi:
         try:
             response = self._http.request(method, path, timeout=httpx.Timeout(timeout, connect=3.0), **kw)
         except httpx.ConnectError:
-            raise ApiError(f"Cannot reach the PART Studio API at {self.base_url}; {START_HINT}.", down=True) from None
+            raise ApiError(f"Cannot reach the PART Studio API at {self.base_url}; {start_hint(self.base_url)}.",
+                           down=True) from None
         except httpx.TimeoutException:
             raise ApiError(f"The PART Studio API at {self.base_url} did not answer {method} {path} within "
                            f"{timeout:.0f} s; it may be busy with a job. Try again in a moment.", down=True) from None

@@ -51,5 +51,5 @@ with st.sidebar:
 health = ui.require_backend()
 with st.sidebar:
     st.caption(f"Backend `{ui.api().base_url}` · v{health.get('version')} · {health.get('device')} · "
-               f"{health.get('runs')} run{'' if health.get('runs') == 1 else 's'}")
+               f"{ui.runs_count(health)}")
 page.run()

@@ -33,7 +33,7 @@ def badge(state: str) -> str:
 
 def progress_text(job: dict, now: float | None = None) -> str:
     if job["kind"] == "eval":
-        return eval_progress_text(job, now)
+        return eval_progress_text(job)
     parts = [job.get("phase") or job["state"]]
     if job.get("epochs"):
         parts.append(f"epoch {job.get('epoch') or 0}/{job['epochs']}")
@@ -72,9 +72,15 @@ def stored_results(job: dict) -> dict:
     return results
 
 
-def eval_status(job: dict, now: float | None = None) -> dict:
-    """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json; the ETA
-    scales the time so far by the cost of what is left (None before the first attack has finished)."""
+ETA_AFTER = 0.05  # the share of the work (by cost) that must be timed before an ETA is shown
+
+
+def eval_status(job: dict) -> dict:
+    """{done, pending, progress, eta_s} of an evaluation job from the attacks already in its eval.json.
+
+    The ETA scales the seconds the finished attacks took (not the time since the start, which holds the
+    process's start-up and would make a cheap first attack predict minutes) by the cost of what is left,
+    and waits until ETA_AFTER of the work has been timed: one clean pass says little about AutoAttack."""
     wanted = list((job.get("spec") or {}).get("attacks") or [])
     results = stored_results(job)
     done = [a for a in wanted if a in results]
@@ -82,15 +88,17 @@ def eval_status(job: dict, now: float | None = None) -> dict:
     total = sum(attack_cost(a) for a in wanted) or 1.0
     spent = sum(attack_cost(a) for a in done)
     progress = 1.0 if job["state"] == "completed" else spent / total
+    seconds = job.get("attack_seconds") or {}
+    timed = [a for a in done if a in seconds]
+    timed_cost, timed_s = sum(attack_cost(a) for a in timed), sum(float(seconds[a]) for a in timed)
     eta = None
-    if job["state"] == "running" and job.get("started_at") and spent > 0:
-        elapsed = (now or time.time()) - job["started_at"]
-        eta = max(0.0, elapsed * (total - spent) / spent)
+    if job["state"] == "running" and timed_cost >= ETA_AFTER * total and timed_s > 0:
+        eta = timed_s / timed_cost * (total - spent)
     return {"done": done, "pending": pending, "progress": progress, "eta_s": eta}
 
 
-def eval_progress_text(job: dict, now: float | None = None) -> str:
-    status = eval_status(job, now)
+def eval_progress_text(job: dict) -> str:
+    status = eval_status(job)
     wanted = len(status["done"]) + len(status["pending"])
     parts = [f"{len(status['done'])}/{wanted} attacks done"]
     if job["state"] == "running" and not status["pending"]:
@@ -98,7 +106,7 @@ def eval_progress_text(job: dict, now: float | None = None) -> str:
     elif job["state"] == "running":
         parts.append(f"running {status['pending'][0]}")
         parts.append(f"ETA {duration(status['eta_s'])}" if status["eta_s"] is not None
-                     else "ETA after the first attack")
+                     else "ETA once more of the work is timed")
     elif job["state"] == "queued":
         parts.append("queued")
     elif job.get("finished_at") and job.get("started_at"):
@@ -172,6 +180,26 @@ def actions(job: dict) -> None:
             st.rerun(scope="app")
 
 
+# A finished job's run on the pages that read it: `run` in the URL and the session for every page, and the
+# Compare page's own `runs` list.
+OPEN_IN = (("views/explore.py", "Open in Explore", ":material/search:", "its CAMs and eps-maps, epoch by epoch"),
+           ("views/compare.py", "Open in Compare", ":material/compare:", "its probe images beside other runs"),
+           ("views/evaluate.py", "Evaluate this run", ":material/analytics:", "its robustness results, or start them"))
+
+
+def open_in(job: dict) -> None:
+    """Buttons that open a completed job's run on Explore, Compare and Evaluate."""
+    if job["state"] != "completed":
+        return
+    run_id = job["run_id"]
+    with st.container(horizontal=True):
+        for page, label, icon, what in OPEN_IN:
+            if st.button(label, key=f"open-{page}-{job['id']}", icon=icon, help=f"Run `{run_id}`: {what}"):
+                st.session_state["run"] = run_id
+                params = {"run": run_id, **({"runs": run_id} if page.endswith("compare.py") else {})}
+                st.switch_page(page, query_params=params)
+
+
 def metrics_chart(job: dict) -> None:
     """The training run's per-epoch curves so far; they grow by a point each epoch."""
     if job["kind"] != "train":
@@ -212,6 +240,7 @@ def panel(job_id: str) -> dict:
     with st.expander("Log tail", expanded=job["state"] == "failed"):
         st.code(ui.api().job_log(job_id, tail=3000) or "(no output yet)", language=None)
     actions(job)
+    open_in(job)
     if job["state"] not in ACTIVE and st.session_state.get(f"live-{job_id}"):
         st.session_state[f"live-{job_id}"] = False
         st.rerun(scope="app")  # the job ended: refresh the job list and the run pickers

@@ -140,9 +140,16 @@ def runs_with_epochs() -> list[dict]:
     return sorted(runs, key=lambda r: (not r.get("part"), r.get("defense") != "at", r.get("recipe") != "paper", r["id"]))
 
 
+def runs_count(health: dict) -> str:
+    """'3 runs', and apart the run folders with nothing to open yet (no checkpoint, no probes)."""
+    runs, empty = int(health.get("runs") or 0), int(health.get("runs_without_checkpoint") or 0)
+    text = f"{runs} run{'' if runs == 1 else 's'}"
+    return text + (f" (and {empty} without a checkpoint yet)" if empty else "")
+
+
 def no_runs_note() -> None:
     st.info("No run has a checkpoint yet. Start one on the **Train** page (a 2-epoch Fashion-MNIST run "
-            "takes about a minute on a laptop CPU), or `part train --preset fmnist-part --epochs 2 --subset 2000`.",
+            "takes about a minute on a laptop CPU), or `part train --preset fmnist-part --epochs 2 --burn-in 1 --subset 2000`.",
             icon=":material/science:")
 
 

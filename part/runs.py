@@ -129,7 +129,7 @@ class RunDir:
 
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         try:
-            TrainConfig.from_dict({k: v for k, v in data.items() if k in known})
+            TrainConfig.from_dict({k: v for k, v in data.items() if k in known}, new=False)
         except (ValueError, TypeError) as err:
             raise RunFolderError(f"config.json is not a valid training config: {err}") from None
         return data

@@ -329,6 +329,8 @@ class JobView(BaseModel):
     progress: float | None
     eta_s: float | None
     latest_metrics: dict[str, Any] | None
+    attack_seconds: dict[str, float] | None = Field(
+        None, description="evaluation jobs: the seconds each finished attack took (the dashboard's ETA scales them)")
 
 
 class Health(BaseModel):
@@ -336,7 +338,9 @@ class Health(BaseModel):
     version: str
     device: str
     max_nproc: int = Field(description="the most training processes a job may ask for: GPUs on CUDA, else CPU cores")
-    runs: int
+    runs: int = Field(description="run folders with at least one checkpoint or stored probe CAMs")
+    runs_without_checkpoint: int = Field(0, description="run folders with neither (cancelled before, or still in, "
+                                                        "their first epoch)")
     jobs: dict[str, int]
     auth: bool
     model_requests: int = Field(description="explain/attack/compare requests computing now")

@@ -16,7 +16,7 @@ SHOWN = ("id", "kind", "state", "run_id", "spec", "attempts", "exit_code", "mess
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view = {k: job.get(k) for k in SHOWN}
-    view.update(phase=None, epoch=None, epochs=None, progress=None, eta_s=None, latest_metrics=None)
+    view.update(phase=None, epoch=None, epochs=None, progress=None, eta_s=None, latest_metrics=None, attack_seconds=None)
     try:
         view.update(_train_progress(job) if job["kind"] == "train" else _eval_progress(job))
     except (OSError, ValueError, KeyError):
@@ -52,7 +52,8 @@ def _eval_progress(job: dict[str, Any]) -> dict[str, Any]:
     keys = {a: next((k for k in stored if k == a or k.startswith(a + "@")), None) for a in wanted}  # -map: a@MAP_RUN
     done = [a for a in wanted if keys[a] is not None]
     results = {a: stored[keys[a]].get("accuracy") for a in done}
+    seconds = {a: stored[keys[a]]["seconds"] for a in done if isinstance(stored[keys[a]].get("seconds"), (int, float))}
     pending = [a for a in wanted if a not in done]
     return {"phase": pending[0] if pending and job["state"] == "running" else None,
             "progress": round(len(done) / len(wanted), 4) if wanted else None,
-            "epoch": job["spec"].get("epoch"), "latest_metrics": results or None}
+            "epoch": job["spec"].get("epoch"), "latest_metrics": results or None, "attack_seconds": seconds or None}

@@ -66,6 +66,13 @@ class Registry:
             return []
         return sorted(p.name for p in self.root.iterdir() if RUN_ID.fullmatch(p.name) and self._is_run(p))
 
+    def run_counts(self) -> tuple[int, int]:
+        """(runs with a checkpoint or stored probes, run folders with neither: a run cancelled before its
+        first epoch, or one still in it): a folder with nothing to look at is not counted as a run."""
+        runs = [RunDir(self.root / i) for i in self.run_ids()]
+        usable = sum(1 for run in runs if _safe(run.epochs, []) or _safe(run.probe_epochs, []))
+        return usable, len(runs) - usable
+
     def _is_run(self, path) -> bool:
         return not path.is_symlink() and path.is_dir() and path.resolve().parent == self.root.resolve() \
             and RunDir(path).exists()

@@ -137,7 +137,11 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
         result["attacks"][key.get(name, name)] = record
         result["seconds"] = round(time.time() - started, 3)
         out_dir.write_results(result)
+        if not progress:  # no bars (a job's log file): a line per attack as it lands
+            print(f"{key.get(name, name)}: done in {record.get('seconds', 0):.1f} s", flush=True)
 
+    if todo and not progress:
+        print(f"evaluating epoch {ckpt.get('epoch')} on {len(ds)} test images: {', '.join(todo)}", flush=True)
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
                  surrogate=surrogate_model, state_dir=out_dir.state_dir(), seed=seed, progress=progress, callback=callback,

@@ -17,9 +17,9 @@ from typing import Sequence
 import jinja2
 
 from part.evaluation.corruptions import CORRUPTIONS, title
+from part.evaluation.reports import (TABLE1, _baseline_in, accuracies, accuracy_rows, attack_columns, checks_rows,
+                                     corruption_rows, group, images_line, markdown_report, sweep_rows)
 from part.experiments import results_by_experiment
-from part.evaluation.reports import (TABLE1, _baseline_in, accuracies, accuracy_rows, attack_columns, checks_rows, corruption_rows,
-                                     group, images_line, markdown_report)
 from part.runs import EvalDir, write_text
 
 @lru_cache(maxsize=1)
@@ -122,6 +122,7 @@ def html_report(results: Sequence[dict], baseline: str | None = None,
     return _template().render(heading=heading, models=models, eps=eps, images=images_line(results),
                               experiments=experiments, many=many,
                               corruptions=corruption_rows(shown, 1) if corrupted else None,
+                              sweeps=sweep_rows(shown),
                               checks=checks, charts=charts)
 
 

@@ -271,6 +271,21 @@ def map_rows(results: Sequence[dict]) -> Table:
     return header, rows
 
 
+def sweep_rows(results: Sequence[dict]) -> Table:
+    """Robustness vs eps: a row per model, sweep attack (part.evaluation.eps_sweep) and eps."""
+    header = ["Method", "Run", "Epoch", "Attack", "eps", "eps (/255)", "Accuracy (%)", "Images"]
+    rows = []
+    for r in results:
+        for name, rec in r.get("attacks", {}).items():
+            if not rec.get("sweep"):
+                continue
+            for eps, acc in zip(rec.get("eps", []), rec.get("accuracies", [])):
+                rows.append([str(r.get("label")), Path(str(r.get("run") or "")).name or "–", str(r.get("epoch")),
+                             heading(name.split("@")[0]), f"{eps:g}", f"{255 * eps:.2f}", f"{100 * acc:.2f}",
+                             str(rec.get("n"))])
+    return header, rows
+
+
 def cam_rows(results: Sequence[dict]) -> Table:
     """One row per model with alignment or faithfulness results (part.evaluation.faithfulness): the CAM's energy on
     the object against the object's share of the pixels (what an even map scores), and ROAD (higher
@@ -364,6 +379,9 @@ def _markdown_report(results: Sequence[dict], baseline: str | None = None) -> st
         parts += ["\n## Corruptions at severity 1 (accuracy %, Table 4)\n", corruption_table(results, 1),
                   "\n## Corruptions, mean over severities 1-5 (accuracy %)\n", corruption_table(results, None)]
         parts += [f"\n{line}\n" for line in corruption_sources(results)]
+    sweeps = sweep_rows(results)
+    if sweeps[1]:
+        parts += ["\n## Robustness vs eps (accuracy %, the same images at each eps)\n", markdown(sweeps)]
     maps = map_rows(results)
     if maps[1]:
         parts += ["\n## Per-pixel threat model (each test image's own eps-map, accuracy %)\n", markdown(maps)]

@@ -95,7 +95,9 @@ class TrainConfig:
     amp: str = "auto"  # autocast: auto (bf16 where native, else off; saved resolved), off (float32), bf16, fp16 (CUDA)
     channels_last: bool = False  # NHWC memory format on CUDA (ignored on CPU)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self, *, new: bool = True) -> "TrainConfig":
+        """Every field's type, choice and range; with `new` (a run about to start) also what only makes a
+        new run pointless, so a folder trained before such a rule existed still reads."""
         from models import get_spec, model_names
         from part.explain.attention import ATTENTION_METHODS
         from part.explain.cam import METHODS
@@ -129,18 +131,22 @@ class TrainConfig:
                 _in_range(key, value, low, high)
         if self.eps_low > self.eps:
             raise ValueError(f"eps_low ({self.eps_low:g}) must not exceed eps ({self.eps:g})")
+        if new and self.part and self.burn_in_epochs >= self.epochs:  # no epoch would reweight a pixel
+            raise ValueError(f"burn_in_epochs ({self.burn_in_epochs}) must be < epochs ({self.epochs}) for part=true, "
+                             f"or every epoch is the plain {self.defense.upper()} burn-in; accepted: burn_in_epochs "
+                             f"0..{self.epochs - 1}, or part=false")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], *, new: bool = True) -> "TrainConfig":
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown setting {', '.join(unknown)}; accepted: {', '.join(known)}")
-        return cls(**{k: _coerce(k, v) for k, v in data.items()}).validate()
+        return cls(**{k: _coerce(k, v) for k, v in data.items()}).validate(new=new)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -256,6 +256,9 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict | None, status: 
     n_batches = trainer.steps_per_epoch()
     show = trainer.progress and dist.is_main()
     bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs} {phase}", leave=True, disable=not show)
+    log = not trainer.progress and dist.is_main()  # no bar (a job's log file): a plain line per epoch instead
+    if log:
+        print(f"epoch {epoch}/{cfg.epochs} {phase}: {n_batches} batch{'' if n_batches == 1 else 'es'}", flush=True)
 
     def on_batch(i, n):
         bar.update(1)
@@ -273,6 +276,10 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict | None, status: 
            "mask_refresh_s": refresh_s, "epoch_s": epoch_s, "eval_s": time.time() - t1}
     bar.set_postfix(clean=f"{row['test_clean_acc']:.3f}", pgd=f"{row['test_pgd_acc']:.3f}")
     bar.close()
+    if log:
+        print(f"epoch {epoch}/{cfg.epochs} {phase}: train loss {row['train_loss']:.4f}, test clean "
+              f"{row['test_clean_acc']:.2%}, {row['eval_attack']} {row['test_pgd_acc']:.2%} "
+              f"({epoch_s:.1f} s + eval {row['eval_s']:.1f} s)", flush=True)
     if dist.is_main():  # the weights are the same on every rank; one writer
         run.save_probes(epoch, trainer.probe(probe_inputs))
         run.append_metrics(row)

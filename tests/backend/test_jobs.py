@@ -15,7 +15,7 @@ from backend.settings import load_settings
 from part.training.config import TrainConfig, preset
 from tests.backend.conftest import make_client
 
-TINY_TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 128}}
+TINY_TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "burn_in_epochs": 1, "subset": 128}}
 
 
 def _fake(script: str, run_id: str = "fake") -> dict:
@@ -154,17 +154,31 @@ def test_eval_jobs_carry_corruption_files_maps_and_precision(checkpoints, tmp_pa
             assert r.status_code == status and words in r.json()["detail"], r.text
 
 
+def test_a_part_job_whose_burn_in_fills_every_epoch_is_refused_with_what_is_accepted(checkpoints):
+    with make_client(checkpoints) as c:
+        r = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-part", "name": "all-burn-in",
+                                      "overrides": {"epochs": 2}})  # the preset's burn-in is 3 epochs
+        assert r.status_code == 422, r.text
+        assert "burn_in_epochs (3) must be < epochs (2) for part=true" in r.json()["detail"]
+        assert "accepted: burn_in_epochs 0..1, or part=false" in r.json()["detail"]
+        assert c.get("/api/jobs").json() == [] and not (checkpoints / "all-burn-in").exists()
+        at = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-at", "name": "plain-at",
+                                       "overrides": {"epochs": 2}})
+        assert at.status_code == 201, at.text  # AT has no burn-in to outlast
+        c.post(f"/api/jobs/{at.json()['id']}/cancel")
+
+
 def test_a_training_job_hands_its_config_over_as_one_file(checkpoints):
     with make_client(checkpoints) as c:
         job = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-part", "name": "handed",
-                                        "overrides": {"epochs": 3, "eps_low": "20/255", "cam_methods": ["gradcam", "layercam"]}})
+                                        "overrides": {"epochs": 4, "eps_low": "20/255", "cam_methods": ["gradcam", "layercam"]}})
         assert job.status_code == 201, job.text
         argv = c.app.state.services.jobs.store.get(job.json()["id"])["argv"]
     assert "--set" not in argv and "--preset" not in argv
     handed = Path(argv[argv.index("--config") + 1])
     assert handed == checkpoints / "handed" / "requested_config.json"
     config = TrainConfig.from_dict(json.loads(handed.read_text()))
-    assert config == preset("fmnist-part", epochs=3, eps_low=20 / 255, cam_methods="gradcam,layercam")
+    assert config == preset("fmnist-part", epochs=4, eps_low=20 / 255, cam_methods="gradcam,layercam")
 
 
 def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
@@ -172,10 +186,11 @@ def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
 
     out = tmp_path / "eval"
     out.mkdir()
-    (out / "eval.json").write_text(json.dumps({"attacks": {"clean": {"accuracy": 0.8},
+    (out / "eval.json").write_text(json.dumps({"attacks": {"clean": {"accuracy": 0.8, "seconds": 0.25},
                                                            "pgd20-map@fmnist-part-s0": {"accuracy": 0.7}}}))
     job = {"id": "a", "kind": "eval", "state": "running", "run_id": "r", "out_dir": str(out),
            "spec": {"attacks": ["clean", "pgd20-map", "mma-map"], "epoch": 10}}
     view = job_view(job)
     assert view["progress"] == round(2 / 3, 4) and view["phase"] == "mma-map"
     assert view["latest_metrics"] == {"clean": 0.8, "pgd20-map": 0.7}
+    assert view["attack_seconds"] == {"clean": 0.25}  # what each finished attack took: the dashboard's ETA

@@ -14,7 +14,7 @@ from backend.settings import load_settings
 from tests.backend.conftest import make_client
 from tests.backend.test_jobs import _wait
 
-TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 1, "subset": 64}}
+TRAIN = {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 1, "burn_in_epochs": 0, "subset": 64}}
 
 
 def test_a_train_job_carries_nproc_to_the_command_line(tmp_path, monkeypatch):

@@ -14,7 +14,20 @@ from tests.backend.conftest import make_client
 def test_health_reports_runs_and_device(client):
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["runs"] == 2 and body["device"] == "cpu" and body["auth"] is False
+    assert body["runs_without_checkpoint"] == 0
     assert body["max_nproc"] == (os.cpu_count() or 1)  # no GPU here: a training job may use every core
+
+
+def test_health_counts_a_cancelled_run_without_a_checkpoint_apart(checkpoints):
+    from part.runs import RunDir
+
+    empty = RunDir(checkpoints / "cancelled-early")  # a training cancelled before its first epoch finished
+    empty.write_config(json.loads((checkpoints / "at-tiny" / "config.json").read_text()))
+    empty.write_status(state="cancelled", message="cancelled before its first epoch finished")
+    with make_client(checkpoints) as c:
+        body = c.get("/api/health").json()
+        assert body["runs"] == 2 and body["runs_without_checkpoint"] == 1
+        assert "cancelled-early" in {r["id"] for r in c.get("/api/runs").json()}  # still listed, with its state
 
 
 def test_runs_list_the_run_folders_with_their_latest_metrics(client):

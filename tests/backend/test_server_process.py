@@ -104,6 +104,8 @@ def test_jobs_survive_server_crashes_and_resume_after_a_killed_process(server):
     done = api.wait_job(job["id"], lambda j: j["state"] not in ("queued", "running"))
     assert done["state"] == "completed", api.client.get(f"/api/jobs/{job['id']}/log").text
     assert done["progress"] == 1.0 and done["latest_metrics"]["epoch"] == 2
+    log = api.client.get(f"/api/jobs/{job['id']}/log").text  # what the job panel's log tail shows
+    assert "epoch 1/2 burn-in: 2 batches" in log and "epoch 2/2 part: train loss " in log
 
     api.kill()
     api = server()  # a new server process over the same folder

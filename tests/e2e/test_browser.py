@@ -68,7 +68,7 @@ def launch_training(page, url: str, shots: Path) -> None:
     page.goto(f"{url}/train")
     page.get_by_role("button", name="Launch training").wait_for(timeout=60_000)
     settle(page)
-    fields = {"Run name": "e2e-run", "Epochs": TINY_JOB["epochs"], "Subset (training images, 0 = all)":
+    fields = {"Run name": "e2e-run", "Epochs": TINY_JOB["epochs"], "Burn-in epochs": TINY_JOB["burn_in_epochs"], "Subset (training images, 0 = all)":
               TINY_JOB["subset"], "Eval images per epoch": TINY_JOB["eval_n"]}
     for label, value in fields.items():
         box = page.get_by_label(label, exact=True)

@@ -17,7 +17,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "frontend" / "app.py"
 TINY = dict(subset=128, epochs=2, eval_n=32, attack_steps=1, eval_steps=1, probe_count=4, batch_size=64)
-TINY_JOB = {"epochs": 1, "subset": 128, "eval_n": 32}  # what the tests type into the Train form
+TINY_JOB = {"epochs": 1, "burn_in_epochs": 0, "subset": 128, "eval_n": 32}  # what the tests type into the Train form
 
 
 def make_runs(root: Path, presets: tuple[str, ...] = ("fmnist-part", "fmnist-at")) -> Path:

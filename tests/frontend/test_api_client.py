@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from frontend.api import ApiError, PartApi, api_url
+from frontend.api import ApiError, PartApi, api_url, start_hint
 from frontend.images import decode, preview
 from tests.frontend.servers import free_port, shirt_png
 
@@ -25,6 +25,12 @@ def test_a_closed_port_is_reported_as_down():
     with pytest.raises(ApiError) as err:
         PartApi(url, "").runs()
     assert err.value.down and url in err.value.message and "part serve" in err.value.message
+
+
+def test_the_start_hint_names_the_port_and_host_of_the_url_in_use():
+    assert start_hint("http://127.0.0.1:8000") == "start it with `make run`, or `part serve --port 8000` in another terminal"
+    assert "`PART_PORT=9123 make run`, or `part serve --port 9123` in" in start_hint("http://localhost:9123")
+    assert "`part serve --port 80` on backend in" in start_hint("http://backend")
 
 
 def test_a_silent_server_times_out_as_down():

@@ -10,7 +10,8 @@ from tests.frontend.servers import APP, free_port
 
 @pytest.mark.parametrize("page", [None, "compare", "train", "evaluate", "theory"])
 def test_every_page_shows_the_down_banner(page, monkeypatch):
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"  # nothing listens there
     monkeypatch.setenv("PART_API_URL", url)
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     if page:
@@ -19,6 +20,8 @@ def test_every_page_shows_the_down_banner(page, monkeypatch):
     assert len(at.error) == 1
     banner = at.error[0].value
     assert "backend is not available" in banner and url in banner and "make run" in banner
+    assert f"PART_PORT={port} make run" in banner and f"part serve --port {port}" in banner  # the URL used, not 8000
+    assert "8000" not in banner
     assert not at.title  # the page itself did not run
 
 

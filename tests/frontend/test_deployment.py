@@ -1,5 +1,5 @@
-"""How the dashboard ships: scripts/run_app.sh starts the API and the dashboard and Ctrl-C stops both;
-the compose service waits for a healthy backend; the image needs no torch."""
+"""How the dashboard ships: scripts/run_app.sh starts the API and the dashboard, Ctrl-C stops both, the
+dashboard outlives the API; the compose service waits for a healthy backend; the image needs no torch."""
 
 from __future__ import annotations
 
@@ -50,6 +50,51 @@ def test_run_app_starts_both_and_ctrl_c_stops_both(run_root, tmp_path):
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
+        log.close()
+
+
+def _wait_for(condition, seconds: float, what: str, log) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"{what} after {seconds} s:\n" + log.read_text()[-3000:]
+        time.sleep(0.3)
+
+
+def test_run_app_keeps_the_dashboard_up_when_the_api_dies_and_ends_with_the_dashboard(tmp_path):
+    import psutil
+
+    api_port, ui_port = free_port(), free_port()
+    (tmp_path / "checkpoints").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PART_")}
+    env.update(VENV=sys.prefix, PART_PORT=str(api_port), PART_UI_PORT=str(ui_port),
+               PART_CHECKPOINTS=str(tmp_path / "checkpoints"), PART_TORCH_THREADS="1")
+    log_path = tmp_path / "run_app.log"
+    log = open(log_path, "wb")
+    script = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_app.sh")], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    api, ui = f"http://127.0.0.1:{api_port}/api/health", f"http://127.0.0.1:{ui_port}/_stcore/health"
+    try:
+        _wait_for(lambda: _up(api) and _up(ui), 150, "the API and the dashboard did not both answer", log_path)
+        children = psutil.Process(script.pid).children()
+        server = next(p for p in children if "backend" in " ".join(p.cmdline()))
+        streamlit = next(p for p in children if "streamlit" in " ".join(p.cmdline()))
+        everything = psutil.Process(script.pid).children(recursive=True)
+        server.kill()  # the API crashes (or is stopped on its own)
+        _wait_for(lambda: not _up(api), 20, "the API still answers", log_path)
+        time.sleep(2)  # the moment the old script took both down
+        assert script.poll() is None, log_path.read_text()[-3000:]
+        assert _up(ui) and streamlit.is_running()
+        assert "the API stopped; the dashboard stays up" in log_path.read_text()
+        streamlit.terminate()  # the dashboard ends: so does the script, by itself
+        script.wait(30)
+        assert "stopped the API and the dashboard" in log_path.read_text()
+        _wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in everything), 10,
+                  "a process of the script outlived it", log_path)
+        assert not _up(ui)
+    finally:
+        if script.poll() is None:
+            os.killpg(script.pid, signal.SIGKILL)
+            script.wait(10)
         log.close()
 
 

@@ -111,14 +111,14 @@ def test_a_malformed_sweep_is_refused_before_any_job(app, api):
 
 def test_eval_progress_and_eta_weigh_what_is_left():
     job = {"kind": "eval", "state": "running", "started_at": 1000.0, "spec": {"attacks": ["clean", "pgd20", "aa"]},
-           "latest_metrics": {"clean": 0.8}}
-    status = job_panel.eval_status(job, now=1010.0)
-    assert status["done"] == ["clean"] and status["pending"] == ["pgd20", "aa"]
-    assert status["progress"] == 1 / (1 + 21 + 400)
-    assert status["eta_s"] == 10.0 * (21 + 400)  # 10 s for 1 unit of work, 421 units left
-    assert "ETA after the first attack" in job_panel.eval_progress_text(job | {"latest_metrics": None}, now=1010.0)
+           "latest_metrics": {"clean": 0.8, "pgd20": 0.5}, "attack_seconds": {"clean": 0.5, "pgd20": 10.5}}
+    status = job_panel.eval_status(job)
+    assert status["done"] == ["clean", "pgd20"] and status["pending"] == ["aa"]
+    assert status["progress"] == 22 / (1 + 21 + 400)
+    assert status["eta_s"] == 11.0 / 22 * 400  # 11 s for 22 units of work, 400 units left
+    assert "ETA once more of the work is timed" in job_panel.eval_progress_text(job | {"latest_metrics": None})
     assert job_panel.attack_cost("pgd20@0.05,0.1") == 2 * 21 and job_panel.attack_cost("pgd20-map@run") == 21
-    assert job_panel.table_progress(job) == ("1/3 attacks", status["progress"])
+    assert job_panel.table_progress(job) == ("2/3 attacks", status["progress"])
 
 
 def test_a_map_attack_counts_as_done_under_the_name_the_job_asked_for():

@@ -14,6 +14,9 @@ def test_train_resume_and_cam(tmp_path, capsys):
     assert main(args) == 0
     run = RunDir(out)
     assert run.epochs() == [1, 2] and run.status()["state"] == "completed"
+    printed = capsys.readouterr().out  # with --no-progress (a job's log) a line per epoch, not a bar
+    assert "epoch 1/2 burn-in: 1 batch\n" in printed and "epoch 2/2 part: train loss " in printed
+    assert "test clean " in printed and "pgd1 " in printed
     assert main(["resume", str(out), "--no-progress"]) == 0  # nothing left to do, nothing lost
     assert run.epochs() == [1, 2] and len(run.metrics()) == 2
     image = tmp_path / "shirt.jpg"
@@ -22,6 +25,11 @@ def test_train_resume_and_cam(tmp_path, capsys):
     assert main(["cam", "--checkpoint", str(run.checkpoint_path(2)), "--image", str(image), "--out", str(png),
                  "--method", "gradcam,layercam"]) == 0
     assert Image.open(png).size == (224, 224)
+    capsys.readouterr()
+    assert main(["eval", "--run", str(out), "--attacks", "clean,fgsm", "--n", "16", "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "evaluating epoch 2 on 16 test images: clean, fgsm"
+    assert printed[1].startswith("clean: done in ") and printed[2].startswith("fgsm: done in ")
 
 
 @pytest.mark.parametrize("argv,message", [

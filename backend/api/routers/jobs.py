@@ -32,7 +32,7 @@ def _id(job_id: JobId) -> str:
 
 @router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job")
 def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_examples={
-        "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "subset": 2000}}},
+        "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "burn_in_epochs": 1, "subset": 2000}}},
         "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})]):
     build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
     return svc.jobs.submit(build(req, svc.settings, svc.registry))

@@ -97,6 +97,12 @@ def test_subset_and_canvas_errors(fmnist_dir):
     assert object_masks(load_dataset("fashion-mnist", "test", data_dir=str(fmnist_dir)), torch.arange(2)) is None
 
 
+def test_a_subset_of_a_dataset_without_masks_has_none(fmnist_dir):
+    """`part eval --n 1000` on a Fashion-MNIST run takes a subset: asking it for masks must say none, not fail."""
+    sub = load_dataset("fashion-mnist", "test", data_dir=str(fmnist_dir), subset=5)
+    assert len(sub) == 5 and object_masks(sub, torch.arange(3)) is None
+
+
 def test_alignment_measures_energy_on_the_dataset_masks(fmnist_dir, small_cnn):
     ds = load_dataset("fashion-mnist-clutter", "test", data_dir=str(fmnist_dir))
     result = evaluate(small_cnn, ds, "alignment", n=6, batch_size=4)["attacks"]["alignment"]

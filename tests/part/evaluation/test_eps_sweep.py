@@ -60,3 +60,26 @@ def test_the_checks_sweep_eps_through_correct_by_eps(monkeypatch):
     rec = gradient_masking_checks(model, x, y, eps=0.1, steps=2, random_samples=2, unbounded_steps=2)
     assert seen == [[0.1 * f for f in (0.25, 0.5, 1.0, 2.0, 4.0)]]
     assert rec["eps_curve"]["eps"][1:] == seen[0]
+
+
+def test_report_md_and_html_show_every_sweep_as_a_robustness_vs_eps_table():
+    from part.evaluation.report_html import html_report
+    from part.evaluation.reports import markdown_report, sweep_rows
+
+    result = {"label": "PART", "run": "/x/fmnist-part-s0", "epoch": 10, "model": "small-cnn", "dataset": "fashion-mnist",
+              "eps": 0.1, "eps_text": "0.1", "n": 100,
+              "attacks": {"clean": {"accuracy": 0.83, "n": 100},
+                          "pgd20@0.05,0.1": {"sweep": True, "attack": "pgd", "eps": [0.05, 0.1],
+                                             "accuracies": [0.6125, 0.4], "n": 100},
+                          "fgsm@8/255": {"sweep": True, "attack": "fgsm", "eps": [8 / 255], "accuracies": [0.7], "n": 100}}}
+    header, rows = sweep_rows([result])
+    assert header == ["Method", "Run", "Epoch", "Attack", "eps", "eps (/255)", "Accuracy (%)", "Images"]
+    assert rows == [["PART", "fmnist-part-s0", "10", "PGD-20", "0.05", "12.75", "61.25", "100"],
+                    ["PART", "fmnist-part-s0", "10", "PGD-20", "0.1", "25.50", "40.00", "100"],
+                    ["PART", "fmnist-part-s0", "10", "FGSM", "0.0313725", "8.00", "70.00", "100"]]
+    text = markdown_report([result])
+    assert "## Robustness vs eps" in text and "| PART | fmnist-part-s0 | 10 | PGD-20 | 0.05 | 12.75 | 61.25 | 100 |" in text
+    page = html_report([result])
+    assert "Robustness vs eps" in page and "<td class=\"61.25\">61.25</td>" in page
+    without = {**result, "attacks": {"clean": result["attacks"]["clean"]}}
+    assert "Robustness vs eps" not in markdown_report([without]) and "Robustness vs eps" not in html_report([without])

@@ -33,10 +33,48 @@ def test_overrides_are_typed():
     (["epochs=0"], "epochs must be >= 1"),
     (["cam_weights=1,2"], "cam_weights has 2 values for 1"),
     (["dataset=mnist"], "accepted: fashion-mnist"),
+    (["epochs=2"], r"burn_in_epochs \(3\) must be < epochs \(2\) for part=true, or every epoch is the plain AT "
+                   r"burn-in; accepted: burn_in_epochs 0..1, or part=false"),
+    (["epochs=4", "burn_in_epochs=4"], r"burn_in_epochs \(4\) must be < epochs \(4\)"),
 ])
 def test_bad_values_say_what_is_accepted(pairs, message):
     with pytest.raises(ValueError, match=message):
         preset("fmnist-part", **parse_overrides(pairs))
+
+
+def test_burn_in_as_long_as_the_run_is_plain_training_and_only_part_refuses_it():
+    assert preset("fmnist-part", epochs=2, burn_in_epochs=1).burn_in_epochs == 1
+    assert preset("fmnist-part", epochs=1, burn_in_epochs=0).epochs == 1
+    assert preset("fmnist-at", epochs=2).burn_in_epochs == 3  # not PART: the burn-in is never used
+    with pytest.raises(ValueError, match="plain TRADES burn-in"):
+        preset("fmnist-part-t", epochs=3)
+
+
+def test_a_run_folder_trained_before_the_burn_in_rule_still_reads(tmp_path):
+    from part.runs import RunDir
+
+    old = {**preset("fmnist-part", epochs=5, burn_in_epochs=1).to_dict(), "epochs": 2, "burn_in_epochs": 3}
+    RunDir(tmp_path).write_config(old)
+    assert RunDir(tmp_path).config()["burn_in_epochs"] == 3  # listed and readable, not broken
+    with pytest.raises(ValueError, match="burn_in_epochs"):
+        TrainConfig.from_dict(old)  # but not started again as a new run
+
+
+def test_the_makefile_training_commands_validate():
+    """`make demo` (2 epochs, burn-in 1) and any other `part train` the Makefile runs build a valid config."""
+    import shlex
+    from pathlib import Path
+
+    from part.cli import TRAIN_FLAGS, _build_parser
+
+    lines = [line.split("part train", 1)[1] for line in (Path(__file__).parents[3] / "Makefile").read_text().splitlines()
+             if "/part train " in line]
+    assert lines, "the Makefile has no `part train` command"
+    for line in lines:
+        args = _build_parser().parse_args(["train", *shlex.split(line.split("$$(")[0] + "x")])
+        overrides = {**parse_overrides(args.set), **{k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}}
+        cfg = preset(args.preset, **overrides)
+        assert not cfg.part or cfg.burn_in_epochs < cfg.epochs, line
 
 
 def test_bad_pair_syntax():

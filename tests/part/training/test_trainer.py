@@ -59,9 +59,9 @@ def test_a_tiny_vit_part_run_writes_a_complete_run_folder(tmp_path, method):
 
 
 def test_refusing_to_overwrite_a_run(tmp_path):
-    train(tiny(epochs=1), tmp_path / "run")
+    train(tiny(epochs=1, burn_in_epochs=0), tmp_path / "run")
     with pytest.raises(FileExistsError, match="part resume"):
-        train(tiny(epochs=1), tmp_path / "run")
+        train(tiny(epochs=1, burn_in_epochs=0), tmp_path / "run")
 
 
 def test_lr_decay_is_counted_from_the_start_of_training(tmp_path):
