@@ -32,6 +32,7 @@ EXPERIMENT_FIELDS = {
 PART_FIELDS = ("eps_low", "eps_low_schedule", "burn_in_epochs", "mask_every", "cam_methods", "cam_weights",
                "cam_target", "recipe", "threshold", "tau", "quadrant", "tau_schedule", "threshold_schedule")
 DEFENSE_PARAMS = {"trades": ("beta",), "mart": ("beta",)}  # AT reads no defense parameter
+DEFENSE_ORDER = ("at", "trades", "mart")
 MANIFEST_GROUPS = {"runs": "main"}  # the manifest's group of the main tables is the "main" experiment
 PRECISION = {"off": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast", "auto": "auto precision"}
 
@@ -190,13 +191,21 @@ def _arms(exp: Experiment, configs: Mapping[str, Mapping[str, Any]]) -> None:
     for r in exp.runs:
         groups.setdefault(digest(arm_key(configs[r])), []).append(r)
     named: dict[str, list[list[str]]] = {}
-    for runs in groups.values():
+    for runs in sorted(groups.values(), key=lambda runs: _arm_order(configs[runs[0]])):
         named.setdefault(method_name(configs[runs[0]]), []).append(runs)
     for name, same in named.items():
         for runs in same:
             label = name if len(same) == 1 else f"{name} [{_distinct(runs[0], [o[0] for o in same], configs)}]"
             exp.arms[label] = runs
             exp.arm_of |= {r: label for r in runs}
+
+
+def _arm_order(config: Mapping[str, Any]) -> tuple:
+    """Table 1's order: each defense (AT, TRADES, MART) and its PART variants, the paper's recipe first."""
+    defense = config.get("defense") or "at"
+    known = list(DEFENSE_ORDER)
+    return (known.index(defense) if defense in known else len(known), defense, bool(config.get("part")),
+            config.get("recipe", "paper") != "paper", method_name(config))
 
 
 def _distinct(run: str, others: list[str], configs: Mapping[str, Mapping[str, Any]]) -> str:

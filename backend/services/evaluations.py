@@ -180,7 +180,8 @@ def _experiment(exp: Experiment, chosen: list[str], results: dict[str, list[dict
             continue
         label_base.setdefault(exp.arm_of[rid], exp.arm_of[base.run])
         pairs.append(_pair(rid, base.run, newest[rid], theirs, attacks) | {"experiment": exp.id})
-    methods = reports.method_summary(list(newest.values()), attacks, label_base)
+    methods = sorted(reports.method_summary(list(newest.values()), attacks, label_base),
+                     key=lambda m: list(exp.arms).index(m["label"]))  # Table 1's order: AT, PART, ..., MART, PART-M
     for m in methods:
         m["run_ids"] = [rid for rid, r in newest.items() if r["label"] == m["label"]]
         _paired_deltas(m, [p for p in pairs if p["run"] in m["run_ids"]])
