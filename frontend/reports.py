@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import io
 
-import re
-
 import streamlit as st
 
 from frontend import eval_charts, ui
@@ -65,18 +63,6 @@ def p_text(p: float | None) -> str:
     if p is None:
         return ""
     return "p<0.001" if p < 0.001 else (f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}")
-
-
-def heading(attack: str) -> str:
-    """Natural, PGD-20, ...; 'pgd20-map@RUN' -> 'PGD-20 map (RUN)' (the backend sends the same headings)."""
-    base, at, source = attack.partition("@")
-    if base.endswith("-map"):  # the per-pixel threat model: eps-maps from the CAMs of run `source`
-        return f"{heading(base[:-4])} map" + (f" ({source})" if at else "")
-    m = re.fullmatch(r"(pgd|mma)(\d+)", attack)
-    if m:
-        return f"{m.group(1).upper()}-{m.group(2)}"
-    return {"clean": "Natural", "fgsm": "FGSM", "mma": "MMA", "aa": "AutoAttack",
-            "corruptions": "Corruptions (mean)"}.get(attack, attack)
 
 
 def _column_help(attack: str, found: list[dict]) -> str:

@@ -400,6 +400,7 @@ class WinsResponse(BaseModel):
     attack: str
     heading: str
     attacks: list[str] = Field(description="every attack both runs were evaluated with on the same images")
+    headings: dict[str, str] = Field(default={}, description="attack -> its heading (PGD-20, AA, ...)")
     dataset: str | None
     n: int
     sources: list[str] = Field(description="the evaluation folders (RUN/eval/NAME) the results come from")

@@ -99,7 +99,8 @@ def wins(registry: Registry, run_a: str, run_b: str, *, attack: str | None = Non
         else:
             neither += 1
     return {"run_a": run_a, "run_b": run_b, "epoch_a": ea, "epoch_b": eb, "label_a": a["label"], "label_b": b["label"],
-            "attack": attack, "heading": reports.heading(attack), "attacks": common, "dataset": a["dataset"],
+            "attack": attack, "heading": reports.heading(attack), "attacks": common,
+            "headings": {name: reports.heading(name) for name in common}, "dataset": a["dataset"],
             "n": a["n"], "sources": [a["source"], b["source"]], "seeds": [a["seed"], b["seed"]],
             "params": a["params"],
             "accuracy_a": sum(map(bool, a["correct"])) / a["n"], "accuracy_b": sum(map(bool, b["correct"])) / b["n"],

@@ -235,7 +235,7 @@ def page() -> None:
     query = controls(runs)
     first = fetch(ui.api_url(), tuple(sorted((query | {"limit": 1}).items())))
     attacks = first["attacks"]
-    headings = {a: reports.heading(a) for a in attacks}
+    headings = first["headings"]
     attack = st.selectbox("Attack", attacks, index=attacks.index(first["attack"]), key="wn-attack",
                           format_func=headings.get,
                           help="Attacks both runs were evaluated with on the same images")

@@ -87,7 +87,7 @@ def test_explore_upload_model_input_npz_export_and_recipes(shipped_stack, page, 
     settle(page)
     choose(page, sidebar, "Mask recipe", "reference")
     main(page).get_by_text("Budget range (/255)").wait_for(timeout=90_000)
-    assert main(page).get_by_text("Budgets: a continuous recipe, no pixel mask").count() >= 1
+    main(page).get_by_text("Budgets: a continuous recipe, no pixel mask").first.wait_for(timeout=60_000)  # a plotly title
     screenshot(page, screenshots / "explore-continuous-recipe.png")
 
     # every CAM method: rows of overlays, the ensemble under a short name

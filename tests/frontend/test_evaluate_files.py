@@ -39,7 +39,8 @@ def test_a_folder_without_the_corruptions_attack_is_refused_before_any_job(app, 
 
 
 def test_map_columns_name_whose_maps_and_their_budget():
-    from frontend.reports import _column_help, heading
+    from frontend.reports import _column_help
+    from part.evaluation.reports import heading  # the headings the backend sends with every attack
 
     assert heading("pgd20-map@fmnist-part-s0") == "PGD-20 map (fmnist-part-s0)" and heading("mma-map") == "MMA map"
     found = [{"attacks": {"pgd20-map@fmnist-part-s0": {"accuracy": 0.7, "map": {
