@@ -187,8 +187,9 @@ class SubsetDataset(Dataset):
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.get_batch(self.indices[torch.as_tensor(indices, dtype=torch.long)])
 
-    def object_masks(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.base.object_masks(self.indices[torch.as_tensor(indices, dtype=torch.long)])
+    def object_masks(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """The base's object masks of these samples, or None where the base gives none."""
+        return object_masks(self.base, self.indices[torch.as_tensor(indices, dtype=torch.long)])
 
 
 def object_masks(ds: Dataset, indices: torch.Tensor) -> torch.Tensor | None:
