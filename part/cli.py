@@ -225,6 +225,8 @@ def _eval(args) -> None:
             shown = "no mask" if value is None else f"{value:.4f}"
         if rec.get("sweep"):  # robustness vs eps (part.evaluation.eps_sweep): an accuracy per eps
             shown = " ".join(f"{100 * a:.1f}%" for a in rec["accuracies"])
+        if rec.get("kind") == "placement":  # five budgets, one accuracy each (part.evaluation.placement)
+            shown = f"{100 * rec['cases']['part_like']['accuracy']:.2f}%"
         base, _, map_run = name.partition("@") if not rec.get("sweep") else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
                    and map_run in ("", _map_run_name(args)))
@@ -235,6 +237,11 @@ def _eval(args) -> None:
             print(f"{'':12s} read from {p['root']} ({p['layout']}): found {len(p['found'])} of "
                   f"{len(p['found']) + len(p['missing'])} corruptions" + (f"; missing: {', '.join(p['missing'])}"
                                                                           if p["missing"] else ""))
+        if rec.get("kind") == "placement":
+            for case, c in rec["cases"].items():
+                vs = "" if "p" not in c else f"  {c['delta_points']:+.2f} points vs part_like, McNemar p = {c['p']:.2g}"
+                print(f"{'':12s} {case:16s} {100 * c['accuracy']:6.2f}%  (eps {c['on_object']:.4g} on the object, "
+                      f"{c['off_object']:.4g} off it){vs}")
         if "map" in rec:
             m = rec["map"]
             print(f"{'':12s} eps-maps of {m['map_run']} epoch {m['map_epoch']} ({m['recipe']}, eps_low "

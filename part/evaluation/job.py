@@ -22,7 +22,7 @@ from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset
 from part.runs import method_label
 from part.devices import resolve_device
-from part.evaluation.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
+from part.evaluation.evaluate import DEFAULT_ATTACKS, check_placement, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
 from part.runs import EvalDir, RunDir, load_model
 from part.evaluation.threat_maps import MapSource
@@ -115,6 +115,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
     meta, config = ckpt["meta"], ckpt.get("config", {})
+    if any(parse_attack(a).kind == "placement" for a in names):
+        check_placement(meta["dataset"])  # before any data is loaded or any attack runs
     surrogate_model = load_model(surrogate, dev)[0] if surrogate is not None else None
     map_source = _map_source(names, run_path, ckpt["meta"], map_run, map_epoch, dev, recipe=map_recipe, eps=map_eps,
                              eps_low=map_eps_low)

@@ -265,6 +265,34 @@ def map_rows(results: Sequence[dict]) -> Table:
     return header, rows
 
 
+def placement_rows(results: Sequence[dict]) -> Table:
+    """One row per model, placement attack and case (part.evaluation.placement): where the budget went, the
+    accuracy, and the paired difference to the PART-like case with its exact McNemar p."""
+    header = ["Method", "Attack", "Case", "eps on / off the object (/255)", "Mean budget (/255)", "Images",
+              "Accuracy (%)", "Minus PART-like (points)", "McNemar p", "Share of the full attack's loss"]
+    rows = []
+    for r in results:
+        for name, rec in r.get("attacks", {}).items():
+            if rec.get("kind") != "placement":
+                continue
+            for case, c in rec["cases"].items():
+                share = "–" if c.get("share_of_full_loss") is None else f"{100 * c['share_of_full_loss']:.0f} %"
+                rows.append([str(r.get("label")), f"{name} (eps_low {255 * rec['eps_low']:.2f}/255)", case,
+                             f"{255 * c['on_object']:.2f} / {255 * c['off_object']:.2f}",
+                             f"{255 * c['mean_budget']:.2f}", str(rec["n"]), f"{100 * c['accuracy']:.2f}",
+                             "reference" if "p" not in c else f"{c['delta_points']:+.2f}", _p_text(c), share])
+    return header, rows
+
+
+def _p_text(c: dict) -> str:
+    """'p = 3e-06', or at p >= 0.05 what the test can and cannot say: the 95 % interval of the difference."""
+    if "p" not in c:
+        return "–"
+    if c["p"] < 0.05:
+        return f"p = {c['p']:.2g}"
+    return f"p = {c['p']:.2f}: no detectable difference (±{c['ci95_points']:.2f} points at 95 %)"
+
+
 def cam_rows(results: Sequence[dict]) -> Table:
     """One row per model with alignment or faithfulness results (part.evaluation.faithfulness): the CAM's energy on
     the object against the object's share of the pixels (what an even map scores), and ROAD (higher
@@ -338,6 +366,12 @@ def markdown_report(results: Sequence[dict], baseline: str | None = None) -> str
     maps = map_rows(results)
     if maps[1]:
         parts += ["\n## Per-pixel threat model (each test image's own eps-map, accuracy %)\n", markdown(maps)]
+    placed = placement_rows(results)
+    if placed[1]:
+        fractions = ", ".join(sorted({f"{100 * rec['object_fraction']:.1f} %" for r in results
+                                      for rec in r.get("attacks", {}).values() if rec.get("kind") == "placement"}))
+        parts += ["\n## Placement of the budget (PGD-20, same images and random start in every case; object: "
+                  f"{fractions} of the pixels)\n", markdown(placed)]
     cams = cam_rows(results)
     if cams[1]:
         parts += ["\n## CAM alignment and faithfulness (the run's own CAMs, part.evaluation.faithfulness)\n", markdown(cams)]
