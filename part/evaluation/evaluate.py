@@ -345,7 +345,7 @@ def _insight(data, cam: dict | None, n: int = 0) -> dict:
 def _insight_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict,
                     batch_size: int, progress: Progress) -> dict:
     from part.evaluation import faithfulness
-    settings = {k: cam[k] for k in ("cam_methods", "cam_weights", "cam_target")}
+    settings = {k: cam[k] for k in faithfulness.CAM_KEYS}
     with progress.task(spec.name, len(x)) as task:
         if spec.kind == "alignment":
             return faithfulness.alignment(model, x, y, cam["dataset"], settings, batch_size=batch_size, task=task,

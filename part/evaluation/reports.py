@@ -305,7 +305,8 @@ def cam_rows(results: Sequence[dict]) -> Table:
         if al is None and fa is None:
             continue
         rec = al or fa
-        cam = "+".join(rec.get("cam_methods", [])) + f" ({rec.get('cam_target', 'label')})"
+        cam = "+".join(rec.get("cam_methods", [])) + f" ({rec.get('cam_target', 'label')})" + \
+            (f" at {rec['cam_layer']}" if rec.get("cam_layer") else "")
         energy = "no object mask" if al is not None and al.get("energy") is None else _num(al, "energy")
         rows.append([str(r.get("label")), Path(str(r.get("run") or "")).name or "–", str(r.get("epoch")), cam,
                      str(al["n"]) if al else "–", energy, _num(al, "object_fraction"), str(fa["n"]) if fa else "–",

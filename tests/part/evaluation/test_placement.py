@@ -151,3 +151,23 @@ def test_the_report_writes_a_non_significant_difference_as_an_interval():
     text = markdown_report([{"label": "AT", "eps": 0.3, "n": 16, "dataset": "d", "attacks": {"placement": rec}}])
     row = next(line for line in text.splitlines() if "| inverted |" in line)
     assert "no detectable difference (±" in row and "points at 95 %)" in row
+
+
+@shipped
+def test_part_eval_chooses_the_cam_method_layer_and_target_of_alignment(tmp_path):
+    out = tmp_path / "al"
+    run = ["eval", "--run", str(CLUTTER_AT), "--attacks", "alignment", "--n", "4", "--out", str(out), "--no-progress"]
+    assert main(run + ["--cam-methods", "layercam", "--cam-layer", "features.0", "--cam-target", "pred"]) == 0
+    rec = json.loads((out / "eval.json").read_text())["attacks"]["alignment"]
+    assert (rec["cam_methods"], rec["cam_layer"], rec["cam_target"]) == (["layercam"], "features.0", "pred")
+    assert "layercam (pred) at features.0" in (out / "report.md").read_text()
+    same, _ = evaluate_checkpoint(run=CLUTTER_AT, attacks="alignment", n=4, out=out, device="cpu",
+                                  cam_methods="layercam", cam_layer="features.0", cam_target="pred")
+    assert same["reused"] == ["alignment"]
+    own, _ = evaluate_checkpoint(run=CLUTTER_AT, attacks="alignment", n=4, out=out, device="cpu")
+    assert own["reused"] == [] and own["attacks"]["alignment"]["cam_layer"] is None  # other CAMs: rerun
+    assert own["attacks"]["alignment"]["cam_methods"] == ["gradcam"]
+    with pytest.raises(ValueError, match="no layer 'features.7'"):
+        evaluate_checkpoint(run=CLUTTER_AT, attacks="alignment", n=4, out=out, device="cpu", cam_layer="features.7")
+    with pytest.raises(ValueError, match="cam_methods nope not accepted"):
+        evaluate_checkpoint(run=CLUTTER_AT, attacks="alignment", n=4, out=out, device="cpu", cam_methods="nope")
