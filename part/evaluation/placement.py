@@ -21,7 +21,6 @@ much of the attackable robustness sits on the object.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -54,19 +53,13 @@ def budget_map(mask: torch.Tensor, on: float, off: float) -> torch.Tensor:
 
 
 def paired(correct: torch.Tensor, reference: torch.Tensor) -> dict:
-    """The difference to the reference in points, its exact McNemar p, and the half-width of the 95 % interval
-    of the paired difference (Bonett and Price, 2012: the Wald interval with one pseudo-image added to each
-    discordant count, so that no discordant images still leaves an honest width, not +-0)."""
-    from part.evaluation.reports import mcnemar
+    """The difference to the reference in points, its exact McNemar p and the half-width of the 95 % interval of
+    the paired difference (part.evaluation.reports.paired_difference)."""
+    from part.evaluation.reports import paired_difference
 
-    n = len(correct)
-    only_case = int((correct & ~reference).sum())
-    only_ref = int((reference & ~correct).sum())
-    a, b = (only_case + 1) / (n + 2), (only_ref + 1) / (n + 2)
-    half = 1.96 * math.sqrt(max(a + b - (a - b) ** 2, 0.0) / (n + 2))
-    return {"delta_points": 100 * (only_case - only_ref) / n if n else 0.0,
-            "p": mcnemar(correct.int().tolist(), reference.int().tolist()), "ci95_points": 100 * half,
-            "only_case": only_case, "only_reference": only_ref}
+    d = paired_difference(correct.int().tolist(), reference.int().tolist())
+    return {"delta_points": d["delta_points"], "p": d["p"], "ci95_points": d["ci95_points"],
+            "only_case": d["only_a"], "only_reference": d["only_b"]}
 
 
 def placement(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, *, eps: float,
