@@ -80,6 +80,12 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--map-recipe", help="mask recipe of the maps (default: the map run's)")
     e.add_argument("--map-eps", help="largest budget of the maps, e.g. 0.1 or 8/255 (default: the map run's eps)")
     e.add_argument("--map-eps-low", help="budget of unimportant pixels (default: the map run's eps_low)")
+    e.add_argument("--cam-methods", help="alignment / faithfulness: CAM method(s), comma-separated for an ensemble "
+                                         "(default: the run's cam_methods)")
+    e.add_argument("--cam-layer", help="alignment / faithfulness: the CAM's target layer, a module path such as "
+                                       "features.2 (default: the model's registered layer)")
+    e.add_argument("--cam-target", choices=("label", "pred"),
+                   help="alignment / faithfulness: explain the true label or the prediction (default: the run's)")
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -216,7 +222,7 @@ def _eval(args) -> None:
         map_recipe=args.map_recipe, map_eps=None if args.map_eps is None else parse_number(args.map_eps),
         map_eps_low=None if args.map_eps_low is None else parse_number(args.map_eps_low),
         seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress,
-        amp=args.amp)
+        amp=args.amp, cam_methods=args.cam_methods, cam_layer=args.cam_layer, cam_target=args.cam_target)
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
@@ -225,6 +231,8 @@ def _eval(args) -> None:
             shown = "no mask" if value is None else f"{value:.4f}"
         if rec.get("sweep"):  # robustness vs eps (part.evaluation.eps_sweep): an accuracy per eps
             shown = " ".join(f"{100 * a:.1f}%" for a in rec["accuracies"])
+        if rec.get("kind") == "placement":  # five budgets, one accuracy each (part.evaluation.placement)
+            shown = f"{100 * rec['cases']['part_like']['accuracy']:.2f}%"
         base, _, map_run = name.partition("@") if not rec.get("sweep") else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
                    and map_run in ("", _map_run_name(args)))
@@ -235,6 +243,11 @@ def _eval(args) -> None:
             print(f"{'':12s} read from {p['root']} ({p['layout']}): found {len(p['found'])} of "
                   f"{len(p['found']) + len(p['missing'])} corruptions" + (f"; missing: {', '.join(p['missing'])}"
                                                                           if p["missing"] else ""))
+        if rec.get("kind") == "placement":
+            for case, c in rec["cases"].items():
+                vs = "" if "p" not in c else f"  {c['delta_points']:+.2f} points vs part_like, McNemar p = {c['p']:.2g}"
+                print(f"{'':12s} {case:16s} {100 * c['accuracy']:6.2f}%  (eps {c['on_object']:.4g} on the object, "
+                      f"{c['off_object']:.4g} off it){vs}")
         if "map" in rec:
             m = rec["map"]
             print(f"{'':12s} eps-maps of {m['map_run']} epoch {m['map_epoch']} ({m['recipe']}, eps_low "

@@ -22,7 +22,7 @@ from part.data.safe_pickle import RefusedPickle, load_plain_pickle
 __all__ = [
     "DATASETS", "DEFAULT_DATASET", "DatasetInfo", "DatasetNotFound", "DatasetFormatError",
     "InMemoryDataset", "ImageFileDataset", "SubsetDataset", "data_dir_env", "dataset_names",
-    "default_data_roots", "load_dataset", "object_masks",
+    "default_data_roots", "load_dataset", "mask_dataset_names", "object_masks",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -70,6 +70,11 @@ _MADE_FROM = {"fashion-mnist-clutter": "fashion-mnist"}  # derived datasets read
 
 def dataset_names() -> list[str]:
     return list(DATASETS)
+
+
+def mask_dataset_names() -> list[str]:
+    """The datasets that give every sample's exact object mask (`object_masks`), e.g. for the oracle recipe."""
+    return [name for name, info in DATASETS.items() if info.masks_in_data]
 
 
 def data_dir_env(name: str) -> str:
@@ -188,7 +193,7 @@ class SubsetDataset(Dataset):
         return self.base.get_batch(self.indices[torch.as_tensor(indices, dtype=torch.long)])
 
     def object_masks(self, indices: torch.Tensor) -> torch.Tensor | None:
-        # a subset of a dataset without masks (Fashion-MNIST, CIFAR-10) has none either
+        """The base's object masks of these samples, or None where the base gives none (Fashion-MNIST, CIFAR-10)."""
         return object_masks(self.base, self.indices[torch.as_tensor(indices, dtype=torch.long)])
 
 

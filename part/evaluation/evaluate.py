@@ -27,12 +27,15 @@ from part.evaluation.accuracy import (Progress, ProgressCallback, accuracy_recor
 from part.data.batching import batches
 from part.data.datasets import DATASETS
 from part.evaluation.threat_maps import MapSource, correct_under_maps
+from part.explain.eps_maps import MASK_RECIPES
 from part.runs import EvalDir
 
 ACCEPTED = ("clean, fgsm, pgd<K> (e.g. pgd20), mma, mma<K> (e.g. mma100), aa, corruptions, checks, and the "
             "per-pixel threat model pgd<K>-map, mma-map, mma<K>-map (eps-maps from a run's CAM), and the CAM numbers "
             "alignment (energy on the object) and faithfulness (ROAD); robustness vs eps: fgsm@, pgd<K>@ or mma<K>@ "
-            "with eps values (e.g. pgd20@0.05,0.1,8/255)")
+            "with eps values (e.g. pgd20@0.05,0.1,8/255); placement (PGD-20 with eps on the object, off it, everywhere, "
+            "PART-like and inverted, for datasets with object masks; placement@EPS_LOW sets PART's eps_low, e.g. "
+            "placement@0.05,0)")
 DEFAULT_ATTACKS = ("clean", "pgd20", "mma", "aa")
 MAX_STEPS = 10_000
 
@@ -43,10 +46,16 @@ class AttackSpec:
     kind: str  # clean | fgsm | pgd | mma | aa | corruptions | checks
     steps: int = 0
     per_pixel: bool = False  # pgd<K>-map, mma<K>-map: each image's own eps-map (part.evaluation.threat_maps)
+    eps_low: float | None = None  # placement@EPS_LOW: PART's eps_low there (None: the run's ratio, part.evaluation.placement)
 
 
 def parse_attack(name: str) -> AttackSpec:
     key = name.strip().lower()
+    if key == "placement" or key.startswith("placement@"):
+        specs = parse_placement(key)
+        if len(specs) != 1:
+            raise ValueError(f"'{name.strip()}' names {len(specs)} attacks; parse_attacks splits it into one per eps_low")
+        return specs[0]
     if "@" in key:  # robustness vs eps: pgd20@0.05,0.1,0.15 (part.evaluation.eps_sweep)
         from part.evaluation.eps_sweep import canonical, parse_sweep
 
@@ -76,12 +85,35 @@ def parse_attacks(names: str | Iterable[str]) -> list[AttackSpec]:
     items = _sweeps_joined([str(item) for item in items])
     specs: dict[str, AttackSpec] = {}
     for item in items:
-        if str(item).strip():
-            spec = parse_attack(str(item))
+        key = str(item).strip().lower()
+        for spec in parse_placement(key) if key.startswith("placement@") else [parse_attack(key)] if key else []:
             specs.setdefault(spec.name, spec)
     if not specs:
         raise ValueError(f"no attack given; accepted: {ACCEPTED}")
     return list(specs.values())
+
+
+def parse_placement(key: str) -> list[AttackSpec]:
+    """'placement' -> one spec (eps_low from the run's ratio); 'placement@0.05,0' -> one per eps_low (0.05 or 7/255)."""
+    from fractions import Fraction
+
+    from part.evaluation.eps_sweep import is_eps_token
+    from part.evaluation.placement import DEFAULT_STEPS
+
+    base, at, values = key.strip().lower().partition("@")
+    if base != "placement":
+        raise ValueError(f"'{key}' is not a placement attack; accepted: {ACCEPTED}")
+    if not at:
+        return [AttackSpec("placement", "placement", DEFAULT_STEPS)]
+    specs = []
+    for item in re.split(r"[,:;]", values):
+        if not is_eps_token(item):
+            raise ValueError(f"placement@{values}: eps_low '{item.strip()}' is not a number (e.g. 0.05 or 7/255)")
+        value = float(Fraction(item.replace(" ", ""))) if "/" in item else float(item)
+        if not 0 <= value <= 1:
+            raise ValueError(f"placement@{values}: eps_low {item.strip()} is outside [0, 1] (a fraction of the pixel range)")
+        specs.append(AttackSpec(f"placement@{value:.6g}", "placement", DEFAULT_STEPS, eps_low=value))
+    return specs
 
 
 def _sweeps_joined(items: list[str]) -> list[str]:
@@ -158,14 +190,24 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     eps = default_eps(data) if eps is None else float(eps)
     if not 0 < eps <= 1:
         raise ValueError(f"eps must be in (0, 1] (a fraction of the pixel range), got {eps:g}")
+    placed = [s for s in specs if s.kind == "placement"]
+    if placed:  # refused before any attack runs
+        check_placement(getattr(data, "name", ""))
     x, y = as_tensors(data, n)
+    wanted = placed or (map_source is not None and map_source.recipe in MASK_RECIPES)
+    masks = object_masks_of(data, x) if wanted else None
+    if mapped and map_source.recipe in MASK_RECIPES and masks is None:
+        check_placement(getattr(data, "name", ""), f"{', '.join(mapped)} with {map_source.recipe} eps-maps (full eps "
+                        "on the object)")  # raises naming the datasets with masks
+        raise ValueError(f"the {map_source.recipe} maps need the images' object masks, and none were found")
     tracker = Progress(progress, callback)
     t0, results = time.time(), {}
     for spec in specs:
         with seeded(seed, model_device(model)):
             record = run_attack(spec, model, x, y, eps=eps, batch_size=batch_size, surrogate=surrogate,
                                 state_dir=state_dir, seed=seed, progress=tracker, corruption_files=corruption_files,
-                                map_source=map_source, cam=_insight(data, cam, len(x)) if spec.kind in INSIGHT else None)
+                                map_source=map_source, cam=_insight(data, cam, len(x)) if spec.kind in INSIGHT else None,
+                                masks=masks, config=cam)
         results[spec.name] = {"kind": spec.kind, **record}
         if on_result is not None:
             on_result(spec.name, results[spec.name])
@@ -175,9 +217,22 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
 def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                batch_size: int, surrogate: nn.Module | None, state_dir: str | Path | None, seed: int,
                progress: Progress, corruption_files: str | Path | None = None,
-               map_source: MapSource | None = None, cam: dict | None = None) -> dict:
+               map_source: MapSource | None = None, cam: dict | None = None,
+               masks: tuple[torch.Tensor, str] | None = None, config: dict | None = None) -> dict:
+    """One attack's record. masks: the images' object masks [N,H,W] and how they were made (placement, the
+    oracle recipe's maps); config: the run's training config (placement's default eps_low)."""
     if spec.per_pixel:
-        return _mapped_attack(spec, model, x, y, map_source, batch_size, progress)
+        return _mapped_attack(spec, model, x, y, map_source, batch_size, progress, None if masks is None else masks[0])
+    if spec.kind == "placement":
+        from part.evaluation.placement import placement
+
+        if masks is None:
+            raise ValueError(f"{spec.name} needs the images' object masks, and none were found; accepted datasets: "
+                             f"{', '.join(placement_datasets())}")
+        eps_low = spec.eps_low if spec.eps_low is not None else eps * low_ratio(config)
+        with progress.task(spec.name, 5 * len(x)) as task:
+            return placement(model, x, y, masks[0], eps=eps, eps_low=eps_low, steps=spec.steps,
+                             batch_size=batch_size, seed=seed, task=task, object_mask=masks[1])
     if spec.kind == "aa":
         from part.evaluation.autoattack import autoattack
 
@@ -217,13 +272,13 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Ten
 
 
 def _mapped_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, source: MapSource,
-                   batch_size: int, progress: Progress) -> dict:
+                   batch_size: int, progress: Progress, masks: torch.Tensor | None = None) -> dict:
     """PGD-K or MMA-K bounded by each image's eps-map; step size a quarter of the map's largest budget."""
     from part import attacks
 
     step = source.eps / 4
     t_map = time.time()
-    emap = source.maps(x, y)
+    emap = source.maps(x, y, object_mask=masks)
     if spec.kind == "pgd":
         attack = lambda m, xb, yb, eb: attacks.pgd(m, xb, yb, eps=eb, step_size=step, steps=spec.steps)
         params = {"eps": source.eps, "steps": spec.steps, "step_size": step, "random_start": True}
@@ -235,6 +290,42 @@ def _mapped_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch
         correct = correct_under_maps(model, x, y, emap, attack, batch_size=batch_size, task=task)
     return {**accuracy_record(correct, time.time() - t0, **params), "map": source.record(emap),
             "map_seconds": round(t0 - t_map, 3)}
+
+
+def placement_datasets() -> list[str]:
+    """The datasets whose test images have object masks: given by the dataset, or by its record's rule."""
+    return [name for name, info in DATASETS.items() if info.masks_in_data or info.object_threshold is not None]
+
+
+def check_placement(dataset: str, why: str = "placement attacks the object and the rest of the image separately, "
+                                             "so it") -> None:
+    """Refuse the placement attack (or another user of object masks, `why`), before any work, for a dataset
+    without object masks."""
+    if dataset not in placement_datasets():
+        raise ValueError(f"{why} needs each test image's object mask, and "
+                         f"{f'dataset {dataset!r}' if dataset else 'unnamed data'} has none; "
+                         f"accepted datasets: {', '.join(placement_datasets())}")
+
+
+def low_ratio(config: dict | None) -> float:
+    """eps_low / eps of a run's training config (PART's placement at its own ratio), else the paper's 7/8."""
+    from part.evaluation.placement import DEFAULT_LOW_RATIO
+
+    eps, low = (config or {}).get("eps"), (config or {}).get("eps_low")
+    ok = isinstance(eps, (int, float)) and isinstance(low, (int, float)) and 0 < eps and 0 <= low <= eps
+    return low / eps if ok else DEFAULT_LOW_RATIO
+
+
+def object_masks_of(data, x: torch.Tensor) -> tuple[torch.Tensor, str] | None:
+    """The object masks [N,H,W] of the images x (the first N of dataset `data`) and how they were made: the
+    dataset's own (fashion-mnist-clutter), its record's rule applied to the clean images, or None."""
+    from part.data.datasets import object_masks
+    from part.explain.alignment import mask_rule, object_mask
+
+    name = getattr(data, "name", "")
+    given = object_masks(data, torch.arange(len(x))) if hasattr(data, "get_batch") else None
+    masks = given if given is not None else object_mask(x, name)
+    return None if masks is None else (masks.bool(), mask_rule(name))
 
 
 INSIGHT = ("alignment", "faithfulness")  # numbers of the run's CAMs, not accuracies (part.evaluation.faithfulness)
@@ -254,7 +345,7 @@ def _insight(data, cam: dict | None, n: int = 0) -> dict:
 def _insight_attack(spec: AttackSpec, model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict,
                     batch_size: int, progress: Progress) -> dict:
     from part.evaluation import faithfulness
-    settings = {k: cam[k] for k in ("cam_methods", "cam_weights", "cam_target")}
+    settings = {k: cam[k] for k in faithfulness.CAM_KEYS}
     with progress.task(spec.name, len(x)) as task:
         if spec.kind == "alignment":
             return faithfulness.alignment(model, x, y, cam["dataset"], settings, batch_size=batch_size, task=task,

@@ -36,11 +36,17 @@ ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 
 
 def cam_settings(config: dict | None) -> dict:
-    """The CAM methods, weights and target of a training config (the defaults of training otherwise)."""
+    """The CAM methods, weights, target and layer of a training config (the defaults of training otherwise).
+
+    cam_layer: a dotted module path of the model ("features.2", or "net.features.2" inside the pixel-space
+    wrapper), or None for the layer the model's registry record names (the one training uses)."""
     config = config or {}
     return {"cam_methods": list(config.get("cam_methods") or ["gradcam"]),
             "cam_weights": list(config.get("cam_weights") or []),
-            "cam_target": config.get("cam_target", "label")}
+            "cam_target": config.get("cam_target", "label"), "cam_layer": config.get("cam_layer") or None}
+
+
+CAM_KEYS = ("cam_methods", "cam_weights", "cam_target", "cam_layer")
 
 
 def run_cams(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict) -> torch.Tensor:
@@ -48,7 +54,26 @@ def run_cams(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict) -> t
     device = model_device(model)
     xb, yb = x.to(device), y.to(device)
     return compute_cam(model, xb, yb if cam["cam_target"] == "label" else None, list(cam["cam_methods"]),
-                       weights=list(cam["cam_weights"]) or None).float()
+                       cam_layer(model, cam.get("cam_layer")), weights=list(cam["cam_weights"]) or None).float()
+
+
+def cam_layer(model: nn.Module, name: str | None) -> nn.Module | None:
+    """The module a cam_layer setting names: a path in the model, or in its bare network (the registry's
+    spelling, "features.2"); None keeps the registered layer."""
+    if not name:
+        return None
+    from part.explain.cam import resolve_layer
+
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        pass
+    if hasattr(model, "net"):
+        try:
+            return model.get_submodule("net." + name)
+        except AttributeError:
+            pass
+    return resolve_layer(model, name)  # raises, listing the layers
 
 
 def _mean(values: torch.Tensor) -> float | None:
@@ -68,7 +93,7 @@ def alignment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str, 
     "energy_per_image", "cam_methods", "cam_weights", "cam_target", "object_mask", "n", "seconds"}; where
     the dataset has no known object mask: "energy": None and "note" says why.
     """
-    cam = cam_settings(None) if cam is None else cam
+    cam = cam_settings(cam)
     base = {**cam, "n": len(x)}
     if masks is None and object_mask(x[:1], dataset) is None:
         if task is not None:
@@ -111,7 +136,7 @@ def faithfulness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cam: dict |
     from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    cam = cam_settings(None) if cam is None else cam
+    cam = cam_settings(cam)
     percentiles = [int(p) for p in percentiles]
     if not percentiles or not all(0 < p < 100 for p in percentiles):
         raise ValueError(f"ROAD percentiles must be integers in (0, 100), got {percentiles}")

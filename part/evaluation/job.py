@@ -22,7 +22,7 @@ from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset
 from part.experiments import method_name
 from part.devices import resolve_device
-from part.evaluation.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
+from part.evaluation.evaluate import DEFAULT_ATTACKS, INSIGHT, check_placement, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
 from part.runs import EvalDir, RunDir, load_model
 from part.evaluation.threat_maps import MapSource
@@ -84,7 +84,9 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         corruption_files: str | Path | None = None, map_run: str | Path | None = None,
                         map_epoch: int | None = None, map_recipe: str | None = None, map_eps: float | None = None,
                         map_eps_low: float | None = None,
-                        callback: ProgressCallback | None = None, amp: str = "off") -> tuple[dict, dict[str, Path]]:
+                        callback: ProgressCallback | None = None, amp: str = "off",
+                        cam_methods: Sequence[str] | None = None, cam_layer: str | None = None,
+                        cam_target: str | None = None) -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
     Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
@@ -95,6 +97,9 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     run) at `map_epoch` (default: its newest), with its recipe, eps and eps_low unless `map_recipe`,
     `map_eps`, `map_eps_low` say otherwise; they are stored as '<attack>@<map run>' (e.g.
     'pgd20-map@fmnist-part-s0'), so one model evaluated with several runs' maps keeps every result.
+    alignment and faithfulness use the run's own CAMs (its cam_methods, cam_weights, cam_target, and the model's
+    registered layer) unless `cam_methods`, `cam_layer` (a module path, e.g. features.2) or `cam_target`
+    (label, pred) say otherwise; a kept result made with other CAM settings is rerun.
     """
     names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
     if n < 0:
@@ -109,6 +114,9 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     dev = resolve_device(device)
     model, ckpt = load_model(ckpt_path, dev)
     meta, config = ckpt["meta"], ckpt.get("config", {})
+    cam = _cam_overrides(config, model, cam_methods, cam_layer, cam_target)
+    if any(parse_attack(a).kind == "placement" for a in names):
+        check_placement(meta["dataset"])  # before any data is loaded or any attack runs
     surrogate_model = load_model(surrogate, dev)[0] if surrogate is not None else None
     map_source = _map_source(names, run_path, ckpt["meta"], map_run, map_epoch, dev, recipe=map_recipe, eps=map_eps,
                              eps_low=map_eps_low)
@@ -124,6 +132,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
         model = AutocastForward(model, amp, dev)
         surrogate_model = AutocastForward(surrogate_model, amp, dev) if surrogate_model is not None else None
     result["attacks"] = _previous(out_dir, result)
+    for k in [k for k in INSIGHT if k in result["attacks"] and not _same_cams(result["attacks"][k], cam)]:
+        result["attacks"].pop(k)  # made with other CAMs: rerun
     key = {a: f"{a}@{map_source.describe['map_run']}" if map_source and parse_attack(a).per_pixel else a for a in names}
     if map_source is not None:  # results with maps of the same run but other settings are not reused
         for k in [k for k, r in result["attacks"].items() if "map" in r and not map_source.same(r["map"])
@@ -145,13 +155,45 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     if todo:
         evaluate(model, ds, todo, eps=DATASETS[dataset].default_eps, batch_size=batch_size,
                  surrogate=surrogate_model, state_dir=out_dir.state_dir(), seed=seed, progress=progress, callback=callback,
-                 on_result=on_result, corruption_files=corruption_files, map_source=map_source, cam=config)
+                 on_result=on_result, corruption_files=corruption_files, map_source=map_source, cam=cam)
     else:
         out_dir.write_results(result)
     from part.evaluation.report_html import write_reports
 
     paths = {"json": out_dir.results_path, **write_reports(out_dir.path, [result])}
     return result, paths
+
+
+def _cam_overrides(config: dict, model, methods, layer, target) -> dict:
+    """The run's config with the CAM settings of alignment and faithfulness overridden, each checked now."""
+    from part.evaluation.faithfulness import cam_layer
+    from part.explain.cam import METHODS
+
+    cam = dict(config)
+    if methods is not None:
+        items = methods.split(",") if isinstance(methods, str) else list(methods)
+        methods = [m.strip() for m in items if m.strip()]
+        bad = [m for m in methods if m not in METHODS or m == "ensemble"]
+        if bad or not methods:
+            raise ValueError(f"cam_methods {', '.join(bad) or '(none)'} not accepted; accepted: "
+                             f"{', '.join(m for m in METHODS if m != 'ensemble')} (several, comma-separated: an ensemble)")
+        cam["cam_methods"], cam["cam_weights"] = methods, []
+    if target is not None:
+        if target not in ("label", "pred"):
+            raise ValueError(f"cam_target '{target}' is not accepted; accepted: label, pred")
+        cam["cam_target"] = target
+    if layer is not None:
+        cam_layer(model, layer)  # a bad name fails now, listing the layers
+        cam["cam_layer"] = layer
+    return cam
+
+
+def _same_cams(record: dict, cam: dict) -> bool:
+    """Whether a kept alignment/faithfulness record was made with these CAM settings."""
+    from part.evaluation.faithfulness import CAM_KEYS, cam_settings
+
+    mine = cam_settings(cam)
+    return all(record.get(k) == mine[k] for k in CAM_KEYS)  # records from before cam_layer: None, the registered one
 
 
 MAP_ONLY = ("map_run", "map_epoch", "map_recipe", "map_eps", "map_eps_low")

@@ -123,6 +123,62 @@ def mcnemar(correct_a: Sequence[int], correct_b: Sequence[int]) -> float:
     return binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
 
 
+def paired_difference(correct_a: Sequence[int], correct_b: Sequence[int]) -> dict:
+    """a minus b on the same images: the difference in points, the exact McNemar p, and the half-width of the
+    95 % interval of the paired difference (Bonett and Price, 2012: the Wald interval with one pseudo-image
+    added to each discordant count, so no discordant images still gives an honest width, never +-0)."""
+    import math
+
+    p = mcnemar(correct_a, correct_b)  # checks the lengths
+    n = len(correct_a)
+    only_a = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    only_b = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    u, v = (only_a + 1) / (n + 2), (only_b + 1) / (n + 2)
+    half = 1.96 * math.sqrt(max(u + v - (u - v) ** 2, 0.0) / (n + 2))
+    return {"n": n, "delta_points": 100 * (only_a - only_b) / n if n else 0.0, "p": p, "ci95_points": 100 * half,
+            "only_a": only_a, "only_b": only_b}
+
+
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
+def difference_text(diff: dict) -> str:
+    """'+1.20 (p = 0.004, n = 1000)'; where p >= 0.05 what the test can and cannot say, never a bare 'p = 1.00':
+    '+0.10: no detectable difference (±0.84 points at 95 %, p = 0.81, n = 1000)'."""
+    if diff["p"] < 0.05:
+        return f"{diff['delta_points']:+.2f} ({p_text(diff['p'])}, n = {diff['n']})"
+    return (f"{diff['delta_points']:+.2f}: no detectable difference (±{diff['ci95_points']:.2f} points at 95 %, "
+            f"{p_text(diff['p'])}, n = {diff['n']})")
+
+
+def paired_change(a: Sequence[float | None], b: Sequence[float | None]) -> dict:
+    """Per-image values a minus b (e.g. two runs' CAM energy on the object, image by image): the median
+    paired difference, how many images go each way, and the exact two-sided sign test on those counts, whose
+    direction is the median's by construction (a mean near zero with a rank test beside it can show '+0.000'
+    where most images went down). Images missing in either (None: an all-zero CAM) are counted, not dropped
+    silently."""
+    from scipy.stats import binomtest
+
+    if len(a) != len(b):
+        raise ValueError(f"the two results cover {len(a)} and {len(b)} images; compare the same images")
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    diffs = sorted(x - y for x, y in pairs)
+    higher, lower = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return {"n": len(pairs), "left_out": len(a) - len(pairs), "median": statistics.median(diffs) if diffs else None,
+            "mean": statistics.fmean(diffs) if diffs else None, "higher": higher, "lower": lower,
+            "p": binomtest(higher, higher + lower, 0.5).pvalue if higher + lower else 1.0}
+
+
+def change_text(change: dict, digits: int = 3) -> str:
+    """'-0.012 median (lower on 5800, higher on 4100 of 9988 images; sign test p < 0.001; 12 all-zero maps left out)'."""
+    if change["median"] is None:
+        return "–"
+    left = f"; {change['left_out']} image(s) without a value in either left out" if change["left_out"] else ""
+    return (f"{change['median']:+.{digits}f} median (lower on {change['lower']}, higher on {change['higher']} of "
+            f"{change['n']} images; sign test {p_text(change['p'])}{left})")
+
+
 def baselines(groups: dict, baseline: str | None) -> dict[str, str]:
     """Method label -> the label it is compared with. 'AT': every other method against AT;
     'PART=AT,PART-T=TRADES': each named method against its own baseline."""
@@ -286,6 +342,34 @@ def sweep_rows(results: Sequence[dict]) -> Table:
     return header, rows
 
 
+def placement_rows(results: Sequence[dict]) -> Table:
+    """One row per model, placement attack and case (part.evaluation.placement): where the budget went, the
+    accuracy, and the paired difference to the PART-like case with its exact McNemar p."""
+    header = ["Method", "Attack", "Case", "eps on / off the object (/255)", "Mean budget (/255)", "Images",
+              "Accuracy (%)", "Minus PART-like (points)", "McNemar p", "Share of the full attack's loss"]
+    rows = []
+    for r in results:
+        for name, rec in r.get("attacks", {}).items():
+            if rec.get("kind") != "placement":
+                continue
+            for case, c in rec["cases"].items():
+                share = "–" if c.get("share_of_full_loss") is None else f"{100 * c['share_of_full_loss']:.0f} %"
+                rows.append([str(r.get("label")), f"{name} (eps_low {255 * rec['eps_low']:.2f}/255)", case,
+                             f"{255 * c['on_object']:.2f} / {255 * c['off_object']:.2f}",
+                             f"{255 * c['mean_budget']:.2f}", str(rec["n"]), f"{100 * c['accuracy']:.2f}",
+                             "reference" if "p" not in c else f"{c['delta_points']:+.2f}", _p_text(c), share])
+    return header, rows
+
+
+def _p_text(c: dict) -> str:
+    """'p = 3e-06', or at p >= 0.05 what the test can and cannot say: the 95 % interval of the difference."""
+    if "p" not in c:
+        return "–"
+    if c["p"] < 0.05:
+        return f"p = {c['p']:.2g}"
+    return f"{p_text(c['p'])}: no detectable difference (±{c['ci95_points']:.2f} points at 95 %)"
+
+
 def cam_rows(results: Sequence[dict]) -> Table:
     """One row per model with alignment or faithfulness results (part.evaluation.faithfulness): the CAM's energy on
     the object against the object's share of the pixels (what an even map scores), and ROAD (higher
@@ -298,7 +382,8 @@ def cam_rows(results: Sequence[dict]) -> Table:
         if al is None and fa is None:
             continue
         rec = al or fa
-        cam = "+".join(rec.get("cam_methods", [])) + f" ({rec.get('cam_target', 'label')})"
+        cam = "+".join(rec.get("cam_methods", [])) + f" ({rec.get('cam_target', 'label')})" + \
+            (f" at {rec['cam_layer']}" if rec.get("cam_layer") else "")
         energy = "no object mask" if al is not None and al.get("energy") is None else _num(al, "energy")
         rows.append([str(r.get("label")), Path(str(r.get("run") or "")).name or "–", str(r.get("epoch")), cam,
                      str(al["n"]) if al else "–", energy, _num(al, "object_fraction"), str(fa["n"]) if fa else "–",
@@ -385,6 +470,12 @@ def _markdown_report(results: Sequence[dict], baseline: str | None = None) -> st
     maps = map_rows(results)
     if maps[1]:
         parts += ["\n## Per-pixel threat model (each test image's own eps-map, accuracy %)\n", markdown(maps)]
+    placed = placement_rows(results)
+    if placed[1]:
+        fractions = ", ".join(sorted({f"{100 * rec['object_fraction']:.1f} %" for r in results
+                                      for rec in r.get("attacks", {}).values() if rec.get("kind") == "placement"}))
+        parts += ["\n## Placement of the budget (PGD-20, same images and random start in every case; object: "
+                  f"{fractions} of the pixels)\n", markdown(placed)]
     cams = cam_rows(results)
     if cams[1]:
         parts += ["\n## CAM alignment and faithfulness (the run's own CAMs, part.evaluation.faithfulness)\n", markdown(cams)]

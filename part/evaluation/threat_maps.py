@@ -16,7 +16,7 @@ from torch import nn
 
 from part.evaluation.accuracy import Attack, Task, model_device, predict
 from part.explain.cam import compute_cam
-from part.explain.eps_maps import eps_map, mask_stats, recipe_options
+from part.explain.eps_maps import MASK_RECIPES, eps_map, mask_stats, recipe_options
 
 
 @dataclass
@@ -48,17 +48,25 @@ class MapSource:
         return cls(model, eps, eps_low, recipe, options, tuple(config.get("cam_methods", ("gradcam",))),
                    tuple(config.get("cam_weights", ())), config.get("cam_target", "label"), dict(describe or {}))
 
-    def maps(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """eps-maps [N,1|C,H,W] on the CPU for images x [N,C,H,W] (computed once for the same x)."""
+    def maps(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+             object_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """eps-maps [N,1|C,H,W] on the CPU for images x [N,C,H,W] (computed once for the same x).
+
+        The oracle recipe (part.explain.eps_maps.MASK_RECIPES) reads the images' object masks [N,H,W] instead of
+        CAMs, and refuses to run without them."""
         key = (x.data_ptr(), tuple(x.shape))
         if key not in self._cache:
             device, out = model_device(self.model), []
             for s in range(0, len(x), batch_size):
                 xb, yb = x[s:s + batch_size].to(device), y[s:s + batch_size].to(device)
-                cams = compute_cam(self.model, xb, yb if self.cam_target == "label" else None, list(self.cam_methods),
-                                   weights=list(self.cam_weights) or None)
-                out.append(eps_map(cams.float(), eps=self.eps, eps_low=self.eps_low, recipe=self.recipe,
-                                   channels=x.shape[1], **self.options).cpu())
+                if self.recipe in MASK_RECIPES:
+                    cams, mask = None, None if object_mask is None else object_mask[s:s + batch_size].to(device)
+                else:
+                    cams = compute_cam(self.model, xb, yb if self.cam_target == "label" else None,
+                                       list(self.cam_methods), weights=list(self.cam_weights) or None).float()
+                    mask = None
+                out.append(eps_map(cams, eps=self.eps, eps_low=self.eps_low, recipe=self.recipe, channels=x.shape[1],
+                                   object_mask=mask, **self.options).cpu())
             self._cache = {key: torch.cat(out)}
         return self._cache[key]
 

@@ -3,10 +3,13 @@
 Zhang et al., "Improving Accuracy-robustness Trade-off via Pixel Reweighted Adversarial Training"
 (PART), ICML 2024, Section 3.2 and Algorithm 1 ("paper"); the official code's colour-mapped mask
 ("reference"); the PART++ report's sigmoid masks ("soft", "soft-partpp"); Figure 1's quadrant
-allocation ("quadrant"); and two controls that keep the budget but break the CAM's placement.
+allocation ("quadrant"); two controls that keep the budget but break the CAM's placement; and
+"oracle", the placement a perfect CAM would make: full eps on the dataset's exact object mask.
 
 Every recipe takes CAMs [B,H,W] in [0,1] and the input's channel count and returns a map
-[B,1,H,W] (or [B,3,H,W] for the reference recipe on RGB input) that broadcasts against x.
+[B,1,H,W] (or [B,3,H,W] for the reference recipe on RGB input) that broadcasts against x. The recipes
+of MASK_RECIPES take each image's object mask [B,H,W] instead of its CAM (`eps_map(..., object_mask=)`);
+only datasets that give every sample's exact object mask have one (part.data.datasets.mask_dataset_names).
 """
 
 from __future__ import annotations
@@ -90,6 +93,11 @@ def uniform_mean(cam, eps, eps_low, channels, *, threshold: float = 1.0):
     return emap.mean(dim=(2, 3), keepdim=True).expand_as(emap)
 
 
+def oracle(mask, eps, eps_low, channels):
+    """Full eps on the dataset's exact object mask, eps_low elsewhere: placement without a CAM's errors."""
+    return torch.where(mask > 0.5, eps, eps_low)[:, None].to(mask.dtype)
+
+
 RECIPES = {
     "paper": paper,
     "reference": reference,
@@ -98,7 +106,19 @@ RECIPES = {
     "quadrant": quadrant,
     "shuffled": shuffled,
     "uniform-mean": uniform_mean,
+    "oracle": oracle,
 }
+# Recipes whose map comes from each sample's exact object mask, not from its CAM.
+MASK_RECIPES = ("oracle",)
+
+
+def check_recipe_dataset(recipe: str, dataset: str) -> None:
+    """Refuse a recipe of MASK_RECIPES for a dataset that does not give its samples' exact object masks."""
+    from part.data.datasets import mask_dataset_names
+
+    if recipe in MASK_RECIPES and dataset not in mask_dataset_names():
+        raise ValueError(f"recipe '{recipe}' puts full eps on each sample's exact object mask, and dataset '{dataset}' "
+                         f"gives none; accepted datasets for it: {', '.join(mask_dataset_names())}")
 
 
 def recipe_options(recipe: str) -> dict[str, object]:
@@ -114,10 +134,13 @@ def _recipe(name: str):
 
 
 def eps_map(
-    cam: torch.Tensor, *, eps: float, eps_low: float, recipe: str = "paper", channels: int = 1, **options
+    cam: torch.Tensor | None, *, eps: float, eps_low: float, recipe: str = "paper", channels: int = 1,
+    object_mask: torch.Tensor | None = None, **options
 ) -> torch.Tensor:
     """Per-pixel budgets from CAMs [B,H,W] for inputs with `channels` channels.
 
+    The recipes of MASK_RECIPES (oracle) read `object_mask` [B,H,W] (bool or 0/1), the images' exact object
+    masks, instead, and refuse to run without it; `cam` may then be None.
     Values lie in [min(eps, eps_low), max(eps, eps_low)]; the result broadcasts against x.
     """
     fn = _recipe(recipe)
@@ -125,8 +148,17 @@ def eps_map(
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"recipe '{recipe}' has no option {', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}")
-    if cam.dim() != 3:
-        raise ValueError(f"cam must be [B,H,W], got shape {tuple(cam.shape)}")
+    if recipe in MASK_RECIPES:
+        if object_mask is None:
+            from part.data.datasets import mask_dataset_names
+
+            raise ValueError(f"recipe '{recipe}' puts full eps on each image's exact object mask and was given none; "
+                             f"only datasets that give their samples' object masks have them "
+                             f"({', '.join(mask_dataset_names())}); choose another recipe elsewhere")
+        cam = object_mask
+    if cam is None or cam.dim() != 3:
+        what = "object_mask" if recipe in MASK_RECIPES else "cam"
+        raise ValueError(f"{what} must be [B,H,W], got " + ("None" if cam is None else f"shape {tuple(cam.shape)}"))
     return fn(cam.float(), float(eps), float(eps_low), channels, **options)
 
 
@@ -135,7 +167,7 @@ def importance(cam: torch.Tensor, *, recipe: str = "paper", **options) -> torch.
     scaled, one dominant pixel (an attention-rollout token) turns the rest blue though the recipe gives many of
     them the full eps. Recipes that read w = cam / mean(cam) get w / (2 * threshold), so the middle of the colour
     scale is where the mask switches to eps (soft's sigmoid is centred at w = 1); the reference recipe reads
-    cam**2; the quadrant recipe ignores the CAM, which is drawn as it is."""
+    cam**2; the quadrant and oracle recipes ignore the CAM, which is drawn as it is."""
     accepted = recipe_options(recipe)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -143,7 +175,7 @@ def importance(cam: torch.Tensor, *, recipe: str = "paper", **options) -> torch.
     cam = cam.float()
     if recipe == "reference":
         return cam.clamp(0, 1) ** 2
-    if recipe == "quadrant":
+    if recipe == "quadrant" or recipe in MASK_RECIPES:  # placed without reading the CAM
         return cam.clamp(0, 1)
     threshold = float(options.get("threshold", 1.0))
     return (_weights(cam) / (2 * max(threshold, 1e-6))).clamp(0, 1)
@@ -153,8 +185,8 @@ def importance_scale(recipe: str, **options) -> str:
     """In words, the scale `importance` draws, 0 to 1."""
     if recipe == "reference":
         return "cam², the value the reference recipe colour-maps (min-max normalised CAM, squared)"
-    if recipe == "quadrant":
-        return "the min-max normalised CAM (the quadrant recipe ignores it)"
+    if recipe == "quadrant" or recipe in MASK_RECIPES:
+        return f"the min-max normalised CAM (the {recipe} recipe ignores it)"
     threshold = float(options.get("threshold", 1.0))
     middle = ("the sigmoid's centre, half of the extra budget" if recipe.startswith("soft")
               else "where the mask switches to the full eps")

@@ -63,8 +63,8 @@ def masks_for(trainer, epoch: int, status) -> float:
     Every rank takes the same branch (same config, same files), since building is collective.
     """
     cfg, run = trainer.cfg, trainer.run
-    if not trainer.pixel_reweighting(epoch) or cfg.mask_every == 0:
-        return 0.0
+    if not trainer.pixel_reweighting(epoch) or cfg.mask_every == 0 or trainer.oracle:
+        return 0.0  # per-batch CAMs, or the oracle recipe's object masks: fixed, read by index each step
     due = trainer.last_refresh_epoch(epoch)
     if trainer.mask_cache is not None and trainer.mask_cache.epoch == due:
         return 0.0

@@ -102,7 +102,7 @@ class TrainConfig:
         from part.explain.attention import ATTENTION_METHODS
         from part.explain.cam import METHODS
         from part.data.datasets import dataset_names
-        from part.explain.eps_maps import RECIPES, QUADRANTS
+        from part.explain.eps_maps import RECIPES, QUADRANTS, check_recipe_dataset
         from part.training.schedules import check_schedules
 
         check_schedules(self)
@@ -111,6 +111,7 @@ class TrainConfig:
         _one_of("dataset", self.dataset, dataset_names())
         _one_of("model", self.model, model_names())
         _one_of("recipe", self.recipe, list(RECIPES))
+        check_recipe_dataset(self.recipe, self.dataset)  # oracle: only where the dataset gives exact object masks
         _one_of("quadrant", self.quadrant, QUADRANTS)
         for m in self.cam_methods:
             _one_of("cam_methods", m, [m for m in METHODS if m != "ensemble"])

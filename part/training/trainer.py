@@ -27,11 +27,11 @@ from part.training import distributed as dist
 from part.explain.cam import NATIVE_METHODS, compute_cam
 from part.training.config import TrainConfig
 from part.data.batching import random_crop_flip, sharded_batches
-from part.data.datasets import DATASETS, load_dataset
+from part.data.datasets import DATASETS, load_dataset, object_masks
 from part.training.defenses import get_defense
 from part.training.cam_cache import CamCache, masks_for
 from part.training.schedules import scheduled, values_at
-from part.explain.eps_maps import eps_map, mask_stats, recipe_options
+from part.explain.eps_maps import MASK_RECIPES, eps_map, mask_stats, recipe_options
 from part.precision import Precision, resolve_amp
 from part.devices import resolve_device
 from part.runs import RunDir
@@ -82,6 +82,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         self.defense = get_defense(cfg.defense)
         self.mask_cache: CamCache | None = None
+        self.oracle = cfg.recipe in MASK_RECIPES  # the budget follows each sample's exact object mask, not a CAM
+        if self.oracle and cfg.part:
+            self.object_masks(self.train_set, torch.arange(min(1, len(self.train_set))))  # refused now, not after burn-in
         self.values = values_at(cfg, 1)  # eps, eps_low, tau, threshold of the epoch being trained (schedules)
         self.eval_eps = DATASETS[cfg.dataset].default_eps
         self.meta = {"model": cfg.model, "dataset": cfg.dataset, "num_classes": ds.num_classes,
@@ -104,10 +107,22 @@ class Trainer:
         return cams.float()
 
     def eps_map(self, cams: torch.Tensor) -> torch.Tensor:
+        """The budgets from importance maps [B,H,W]: CAMs, or the object masks under the oracle recipe."""
         cfg = self.cfg
         options = {k: self.values.get(k, getattr(cfg, k)) for k in recipe_options(cfg.recipe)}
-        return eps_map(cams, eps=self.values["eps"], eps_low=self.values["eps_low"], recipe=cfg.recipe,
+        maps = dict(cam=None, object_mask=cams) if self.oracle else dict(cam=cams)
+        return eps_map(**maps, eps=self.values["eps"], eps_low=self.values["eps_low"], recipe=cfg.recipe,
                        channels=self.train_set.in_channels, **options)
+
+    def object_masks(self, dataset, idx: torch.Tensor) -> torch.Tensor:
+        """[B,H,W] float 0/1: the exact object masks of samples idx, the oracle recipe's importance maps."""
+        masks = object_masks(dataset, idx)
+        if masks is None:
+            from part.data.datasets import mask_dataset_names
+
+            raise ValueError(f"recipe '{self.cfg.recipe}' needs each sample's exact object mask and dataset "
+                             f"'{self.cfg.dataset}' gives none; accepted datasets: {', '.join(mask_dataset_names())}")
+        return masks.float()
 
     def pixel_reweighting(self, epoch: int) -> bool:
         return self.cfg.part and epoch > self.cfg.burn_in_epochs
@@ -154,7 +169,10 @@ class Trainer:
     def _inputs(self, x, y, idx, shard, gen, reweight, sums):
         """Augment (the cached CAM with its image), move to the device, and the budget of each pixel."""
         cfg = self.cfg
-        cams = self.mask_cache.lookup(idx) if reweight and cfg.mask_every > 0 else None
+        if self.oracle:  # the dataset's masks by index, cropped and flipped below with their images
+            cams = self.object_masks(self.train_set, idx) if reweight else None
+        else:
+            cams = self.mask_cache.lookup(idx) if reweight and cfg.mask_every > 0 else None
         if cfg.augment == "crop-flip":
             x, cams = random_crop_flip(x, cams, generator=gen, shard_of=shard)
         x, y = self.precision.inputs(x.to(self.device)), y.to(self.device)
@@ -224,9 +242,10 @@ class Trainer:
     def probe(self, inputs: dict) -> dict:
         x, y = inputs["x"].to(self.device), inputs["y"].to(self.device)
         cams = self.cams(x, y)
+        maps = self.object_masks(self.test_set, inputs["index"]).to(self.device) if self.oracle else cams
         with torch.no_grad(), self.precision.autocast():
             probs = torch.softmax(self.model.eval()(x).float(), 1)
-        return {"cam": cams.cpu().half(), "eps_map": self.eps_map(cams).expand(-1, x.shape[1], -1, -1).cpu().half(),
+        return {"cam": cams.cpu().half(), "eps_map": self.eps_map(maps).expand(-1, x.shape[1], -1, -1).cpu().half(),
                 "pred": probs.argmax(1).cpu(), "probs": probs.cpu().half()}
 
 

@@ -47,7 +47,7 @@ def test_every_cam_method_runs_and_every_recipe_takes_its_listed_options(catalog
         assert cam.shape == (1, 28, 28) and float(cam.min()) >= 0 and float(cam.max()) <= 1, entry
     cam = torch.rand(2, 28, 28)
     for name, entry in catalogue["recipes"].items():
-        emap = eps_map(cam, eps=0.1, eps_low=0.05, recipe=name, channels=1, **entry["options"])
+        emap = eps_map(cam, eps=0.1, eps_low=0.05, recipe=name, channels=1, object_mask=cam > 0.5, **entry["options"])
         assert emap.shape[0] == 2 and float(emap.max()) <= 0.1 + 1e-6 and entry["help"], name
         with pytest.raises((TypeError, ValueError)):
             eps_map(cam, eps=0.1, eps_low=0.05, recipe=name, channels=1, not_an_option=1)

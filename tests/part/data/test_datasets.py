@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from part.data.batching import batches, len_batches, random_crop_flip
-from part.data.datasets import DATASETS, DatasetFormatError, DatasetNotFound, SubsetDataset, dataset_names, load_dataset
+from part.data.datasets import DATASETS, DatasetFormatError, DatasetNotFound, SubsetDataset, dataset_names, load_dataset, object_masks
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -305,6 +305,16 @@ def test_subset(tmp_path):
     assert sorted(torch.cat([idx for _, _, idx in batches(a, 3, shuffle=True)]).tolist()) == list(range(10))
     whole = load_dataset("fashion-mnist", "train", data_dir=str(tmp_path), subset=1000)
     assert len(whole) == 40
+
+
+def test_a_subset_gives_object_masks_only_where_its_base_does(tmp_path):
+    """`part eval --attacks alignment --n N` on Fashion-MNIST reads masks through a subset: None, not a crash."""
+    write_fashion(tmp_path, n_train=40)
+    plain = load_dataset("fashion-mnist", "train", data_dir=str(tmp_path), subset=10)
+    assert object_masks(plain, torch.arange(3)) is None
+    clutter = load_dataset("fashion-mnist-clutter", "train", data_dir=str(tmp_path), subset=10)
+    base = load_dataset("fashion-mnist-clutter", "train", data_dir=str(tmp_path))
+    assert torch.equal(object_masks(clutter, torch.tensor([2, 0])), object_masks(base, clutter.indices[[2, 0]]))
 
 
 # --- batching -------------------------------------------------------------------------------------

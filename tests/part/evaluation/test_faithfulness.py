@@ -97,3 +97,25 @@ def test_alignment_and_faithfulness_are_attacks_of_evaluate_and_land_in_the_repo
     assert "CAM alignment and faithfulness" in text and "gradcam+layercam (label)" in text
     header, rows = cam_class_rows([result])
     assert header == ["Class", "PART (fmnist-part-s0)"] and rows[0][0] == "0"
+
+
+def test_a_cam_layer_is_named_as_in_the_registry_or_as_a_module_path(small_cnn):
+    from part.evaluation.faithfulness import cam_layer
+
+    assert cam_layer(small_cnn, "features.1") is small_cnn.net.features[1]
+    assert cam_layer(small_cnn, "net.features.0") is small_cnn.net.features[0]
+    assert cam_layer(small_cnn, None) is None and cam_settings({})["cam_layer"] is None
+    with pytest.raises(ValueError, match="no layer 'features.9' in the model; accepted: net, net.features"):
+        cam_layer(small_cnn, "features.9")
+
+
+def test_alignment_at_another_layer_uses_that_layers_maps(small_cnn):
+    x, y = _images(4)
+    x = torch.nn.functional.interpolate(x, size=28)
+    masks = x[:, 0] > 0.5
+    own = alignment(small_cnn, x, y, "d", None, masks=masks)
+    early = alignment(small_cnn, x, y, "d", {"cam_layer": "features.0"}, masks=masks)
+    expected = energy_on_object(compute_cam(small_cnn, x, y, "gradcam", small_cnn.net.features[0]), masks)
+    assert early["cam_layer"] == "features.0" and own["cam_layer"] is None
+    assert early["energy_per_image"] == [round(float(v), 4) for v in expected]
+    assert early["energy_per_image"] != own["energy_per_image"]

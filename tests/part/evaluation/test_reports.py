@@ -257,3 +257,31 @@ def test_a_report_over_two_experiments_pools_and_compares_only_inside_each(tmp_p
     assert "fashion-mnist-clutter" in second and "fashion-mnist-clutter" not in first
     assert "| PART | 1 | 82.00 (+2.00) |" in first and "| PART | 1 | 61.00 (+1.00) |" in second
     assert "| 2 |" not in text  # no row pools the two datasets
+
+
+def test_a_paired_difference_without_significance_is_written_as_an_interval_not_as_equality():
+    same = [1, 0] * 500
+    d = reports.paired_difference(same, same)
+    assert (d["delta_points"], d["p"], d["n"]) == (0.0, 1.0, 1000) and 0.1 < d["ci95_points"] < 0.5
+    text = reports.difference_text(d)
+    assert text.startswith("+0.00: no detectable difference (±") and "points at 95 %, p = 1.00, n = 1000)" in text
+    better = [1] * 40 + same[40:]
+    d = reports.paired_difference(better, same)
+    assert (d["only_a"], d["only_b"], d["delta_points"]) == (20, 0, 2.0)
+    assert reports.difference_text(d) == "+2.00 (p < 0.001, n = 1000)"
+    assert d["ci95_points"] > reports.paired_difference(same, same)["ci95_points"]
+
+
+def test_a_change_is_its_median_with_a_test_whose_direction_is_the_medians():
+    # most images go down a little, a few go up a lot: the mean is positive, the median and the test say down
+    a = [0.5 - 0.01] * 70 + [0.5 + 0.1] * 30 + [None, 0.4]
+    b = [0.5] * 100 + [0.3, None]
+    c = reports.paired_change(a, b)
+    assert c["mean"] > 0 and c["median"] == pytest.approx(-0.01)
+    assert (c["lower"], c["higher"], c["n"], c["left_out"]) == (70, 30, 100, 2) and c["p"] < 0.001
+    text = reports.change_text(c)
+    assert text.startswith("-0.010 median (lower on 70, higher on 30 of 100 images; sign test p < 0.001")
+    assert "2 image(s) without a value in either left out" in text
+    assert reports.paired_change([0.1, 0.2], [0.1, 0.2])["p"] == 1.0
+    with pytest.raises(ValueError, match="compare the same images"):
+        reports.paired_change([0.1], [0.1, 0.2])

@@ -114,3 +114,17 @@ def test_the_cli_says_which_map_results_were_kept(tmp_path, capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if "%" in line and "@" in line}
     assert "kept from an earlier run" in lines["pgd1-map@fmnist-at-s0"]
     assert "kept" not in lines["pgd1-map@fmnist-part-s0"]
+
+
+def test_oracle_maps_are_the_images_object_masks_and_need_them(small_cnn, fmnist_batch):
+    x, y = fmnist_batch
+    source = MapSource.from_checkpoint(small_cnn, {"eps": 0.1, "eps_low": 0.05, "recipe": "oracle"})
+    masks = x[:, 0] > 0.5
+    assert torch.equal(source.maps(x, y, object_mask=masks)[:, 0], torch.where(masks, 0.1, 0.05))
+    fresh = MapSource.from_checkpoint(small_cnn, {"eps": 0.1, "eps_low": 0.05, "recipe": "oracle"})
+    with pytest.raises(ValueError, match="recipe 'oracle' puts full eps on each image's exact object mask"):
+        fresh.maps(x, y)
+    done = []
+    with pytest.raises(ValueError, match="unnamed data has none; accepted datasets: fashion-mnist"):  # before any attack
+        evaluate(small_cnn, (x, y), ["clean", "pgd2-map"], eps=0.1, map_source=fresh, on_result=lambda *a: done.append(a))
+    assert done == []

@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from part.explain.eps_maps import QUADRANTS, RECIPES, eps_map, importance, importance_scale, mask_stats, recipe_options
+from part.explain.eps_maps import (MASK_RECIPES, QUADRANTS, RECIPES, check_recipe_dataset, eps_map, importance,
+                                    importance_scale, mask_stats, recipe_options)
 
 EPS, LOW = 0.5, 0.25  # exact in binary, so expected maps compare with torch.equal
 H, L = EPS, LOW
@@ -193,6 +194,30 @@ def test_uniform_mean_keeps_the_budget_and_drops_the_placement():
         assert torch.allclose(out[i], paper[i].mean().expand_as(out[i]), atol=1e-7)
 
 
+# --- oracle: the dataset's exact object mask --------------------------------------------------------
+
+def test_oracle_puts_full_eps_exactly_on_the_object_and_ignores_the_cam():
+    mask = torch.tensor([[[True, False], [False, True]], [[False, False], [True, True]]])
+    out = eps_map(None, eps=EPS, eps_low=LOW, recipe="oracle", object_mask=mask)
+    assert out.shape == (2, 1, 2, 2) and out.dtype == torch.float32
+    assert torch.equal(out[:, 0], torch.where(mask, H, L))
+    # a CAM given beside the mask changes nothing; a 0/1 float mask (a cropped cache) reads the same
+    assert torch.equal(eps_map(torch.rand(2, 2, 2), eps=EPS, eps_low=LOW, recipe="oracle", object_mask=mask), out)
+    assert torch.equal(eps_map(None, eps=EPS, eps_low=LOW, recipe="oracle", object_mask=mask.half()), out)
+    assert recipe_options("oracle") == {} and "oracle" in MASK_RECIPES
+
+
+def test_oracle_without_object_masks_is_refused_naming_the_datasets_that_have_them():
+    with pytest.raises(ValueError, match="exact object mask.*fashion-mnist-clutter"):
+        eps_map(CAM, eps=EPS, eps_low=LOW, recipe="oracle")
+    with pytest.raises(ValueError, match="object_mask must be \\[B,H,W\\]"):
+        eps_map(None, eps=EPS, eps_low=LOW, recipe="oracle", object_mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="dataset 'cifar10' gives none; accepted datasets for it: fashion-mnist-clutter"):
+        check_recipe_dataset("oracle", "cifar10")
+    check_recipe_dataset("oracle", "fashion-mnist-clutter")
+    check_recipe_dataset("paper", "cifar10")  # the CAM recipes run anywhere
+
+
 # --- all recipes: bounds --------------------------------------------------------------------------
 
 CAMS = hnp.arrays(np.float32, hnp.array_shapes(min_dims=3, max_dims=3, min_side=1, max_side=6),
@@ -205,7 +230,7 @@ def test_every_recipe_stays_in_bounds(cam, eps, frac, channels):
     eps_low = eps * frac
     t = torch.from_numpy(cam)
     for recipe in RECIPES:
-        out = eps_map(t, eps=eps, eps_low=eps_low, recipe=recipe, channels=channels)
+        out = eps_map(t, eps=eps, eps_low=eps_low, recipe=recipe, channels=channels, object_mask=t > 0.5)
         b, h, w = t.shape
         assert out.shape[0] == b and out.shape[2:] == (h, w)
         assert out.shape[1] == (3 if recipe == "reference" and channels == 3 else 1)

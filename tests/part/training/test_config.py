@@ -109,3 +109,13 @@ def test_attention_methods_need_a_model_with_attention():
         preset("fmnist-part", cam_methods=("gradcam", "attention-rollout"))
     assert preset("fmnist-vit-part").cam_methods == ("attention-rollout",)
     assert preset("fmnist-vit-part", cam_methods=("gradcam",)).model == "vit-tiny"  # every CAM through the reshape
+
+
+def test_the_oracle_recipe_is_refused_where_the_dataset_gives_no_object_masks():
+    for name in ("fmnist-part", "cifar10-part", "fmnist-vit-part"):
+        with pytest.raises(ValueError, match="recipe 'oracle' .* accepted datasets for it: fashion-mnist-clutter$"):
+            preset(name, recipe="oracle")
+    cfg = preset("fmnist-clutter-part", recipe="oracle")
+    assert cfg.recipe == "oracle" and TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="dataset 'fashion-mnist' gives none"):  # moving the run off the testbed
+        cfg.replace(dataset="fashion-mnist", model="small-cnn")

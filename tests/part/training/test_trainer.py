@@ -142,3 +142,69 @@ def test_mask_cache_file_is_keyed_by_index(tmp_path):
     run = train(tiny(), tmp_path / "run")
     cache = load_torch(run.path / "mask_cache.pt")
     assert cache["epoch"] == 2 and cache["cams"].shape == (192, 28, 28)
+
+
+def tiny_clutter(**overrides):
+    base = dict(subset=128, eval_n=32, batch_size=64, probe_count=3, eval_steps=1, attack_steps=1,
+                epochs=1, burn_in_epochs=0, device="cpu", recipe="oracle", amp="off")
+    return preset("fmnist-clutter-part", **{**base, **overrides})
+
+
+def test_the_oracle_recipe_bounds_each_image_by_its_own_object_mask(tmp_path, monkeypatch):
+    """No CAM sets the budget: full eps exactly on the dataset's mask of that very image, eps_low elsewhere."""
+    from part.data.datasets import object_masks
+
+    trainer = Trainer(tiny_clutter(), RunDir(tmp_path))
+    asked, seen = [], []
+    real = trainer.object_masks
+
+    def masks(dataset, idx):
+        asked.append(object_masks(dataset, idx))
+        return real(dataset, idx)
+
+    monkeypatch.setattr(trainer, "object_masks", masks)
+    monkeypatch.setattr(trainer, "cams", lambda *a, **k: pytest.fail("the oracle recipe computed a CAM"))
+    monkeypatch.setattr(trainer, "_attack", lambda x, y, eps: seen.append(eps.clone()) or x)
+    row = trainer.train_epoch(1)
+    assert len(seen) == len(asked) == 2
+    for eps, mask in zip(seen, asked):
+        assert torch.equal(eps[:, 0], torch.where(mask, 0.1, 0.0875).float())
+        assert 0.05 < float(mask.float().mean()) < 0.6  # a garment, not the whole canvas nor nothing
+    fraction = float(torch.cat(asked).float().mean())
+    assert row["full_eps_fraction"] == pytest.approx(fraction, abs=1e-6)
+
+
+def test_oracle_masks_are_cropped_and_flipped_with_their_images(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_clutter(augment="crop-flip"), RunDir(tmp_path))
+    # masks that are a function of the image itself, so crop and flip must keep them aligned pixel for pixel
+    monkeypatch.setattr(train_mod, "object_masks", lambda ds, idx: ds.get_batch(idx)[0][:, 0] > 0.5)
+    seen = []
+    monkeypatch.setattr(trainer, "_attack", lambda x, y, eps: seen.append((x.clone(), eps.clone())) or x)
+    trainer.train_epoch(1)
+    shifted = 0
+    for x, eps in seen:
+        assert torch.equal(eps[:, 0], torch.where(x[:, 0] > 0.5, 0.1, 0.0875))
+        shifted += int((x[:, 0, :, :4] == 0).all(dim=(1, 2)).sum())
+    assert seen and shifted > 0
+
+
+def test_an_oracle_run_stores_mask_budgets_in_its_probes_and_no_cam_cache(tmp_path):
+    from part.data.datasets import load_dataset, object_masks
+
+    run = train(tiny_clutter(epochs=2, burn_in_epochs=1), tmp_path / "oracle")
+    rows = run.metrics()
+    assert [r["phase"] for r in rows] == ["burn-in", "part"] and rows[1]["mask_refresh_s"] == 0.0
+    assert 0 < rows[1]["full_eps_fraction"] < 0.6 and not (run.path / "mask_cache.pt").exists()
+    inputs, probes = run.load_probe_inputs(), run.load_probes(2)
+    masks = object_masks(load_dataset("fashion-mnist-clutter", "test"), inputs["index"])
+    assert torch.equal(probes["eps_map"][:, 0].float() > 0.095, masks)  # the budget is the object, exactly
+    assert probes["cam"].shape == masks.shape  # and the model's own CAM is kept beside it for Compare
+
+
+def test_the_oracle_recipe_is_refused_at_run_time_without_object_masks(tmp_path):
+    """A config that skipped validation still stops before the first epoch, naming the datasets with masks."""
+    from part.training.config import TrainConfig
+
+    cfg = TrainConfig(**{**tiny().to_dict(), "recipe": "oracle", "cam_methods": ("gradcam",), "lr_milestones": (8,)})
+    with pytest.raises(ValueError, match="dataset 'fashion-mnist' gives none; accepted datasets: fashion-mnist-clutter"):
+        Trainer(cfg, RunDir(tmp_path))
