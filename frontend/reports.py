@@ -170,14 +170,14 @@ def pairs(data: dict, attacks: list[str], heads: dict[str, str]) -> None:
         row = {"run": p["run"], "baseline run": p["baseline"]}
         for a in attacks:
             c = p["attacks"].get(a)
-            row[heads[a]] = MISSING if not c else f"{c['delta']:+.2f}" + (f" ({p_text(c['p'])}, n={c['n']})"
-                                                                        if c["p"] is not None else "")
+            row[heads[a]] = MISSING if not c else c.get("text") or f"{c['delta']:+.2f}"
         rows.append(row)
     st.markdown("**Each PART run minus its baseline run** (the same experiment's run of its defense and seed "
                 "without PART)")
     st.table(rows, hide_index=True, border="horizontal")
     st.caption("Percentage points; p: exact two-sided McNemar test on the images only one of the two gets right "
-               "(same images for both, n of them). The **Who wins** page shows those images.")
+               "(same images for both, n of them); where p >= 0.05, the 95 % interval of the difference says how "
+               "large a difference this n could have missed. The **Who wins** page shows those images.")
 
 
 def eps_curves(data: dict) -> None:

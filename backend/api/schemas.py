@@ -412,6 +412,8 @@ class WinsResponse(BaseModel):
     accuracy_b: float
     counts: dict[str, int] = Field(description="only_a, only_b (kept by one model only), both, neither")
     p: float = Field(description="exact two-sided McNemar p on the discordant images")
+    difference: str = Field(default="", description="B minus A in points with its test; where p >= 0.05 the 95 % "
+                                                    "interval instead of a bare p")
     classes: list[str]
     per_class: list[dict[str, Any]]
     offset: int

@@ -264,9 +264,9 @@ def _pair(rid: str, base: str, ours: dict, theirs: dict, attacks: list[str]) -> 
             continue
         cell: dict[str, Any] = {"delta": 100 * (x["accuracy"] - y["accuracy"]), "p": None, "n": x.get("n")}
         if x.get("images") and x.get("images") == y.get("images"):
-            cell["p"] = reports.mcnemar(x["correct"], y["correct"])
-            cell["only_run"] = sum(1 for u, v in zip(x["correct"], y["correct"]) if u and not v)
-            cell["only_baseline"] = sum(1 for u, v in zip(x["correct"], y["correct"]) if v and not u)
+            d = reports.paired_difference(x["correct"], y["correct"])
+            cell |= {"p": d["p"], "ci95": d["ci95_points"], "only_run": d["only_a"], "only_baseline": d["only_b"],
+                     "text": reports.difference_text(d)}
         cells[a] = cell
     return {"run": rid, "baseline": base, "label": ours.get("label"), "baseline_label": theirs.get("label"),
             "epoch": ours.get("epoch"), "baseline_epoch": theirs.get("epoch"), "attacks": cells}

@@ -106,6 +106,7 @@ def wins(registry: Registry, run_a: str, run_b: str, *, attack: str | None = Non
             "accuracy_a": sum(map(bool, a["correct"])) / a["n"], "accuracy_b": sum(map(bool, b["correct"])) / b["n"],
             "counts": {"only_a": len(only_a), "only_b": len(only_b), "both": both, "neither": neither},
             "p": reports.mcnemar(a["correct"], b["correct"]), "classes": classes,
+            "difference": reports.difference_text(reports.paired_difference(b["correct"], a["correct"])),
             "per_class": _per_class(a, only_a, only_b, classes),
             "offset": offset, "limit": limit,
             "only_a": _page(a, only_a, classes, offset, limit), "only_b": _page(a, only_b, classes, offset, limit)}

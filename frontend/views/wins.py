@@ -80,6 +80,7 @@ def summary(w: dict) -> None:
     lead = b if c["only_b"] > c["only_a"] else a
     verdict = (f"{lead} keeps more, a difference significant at the 5 % level" if w["p"] < 0.05
                else f"no detectable difference at n = {w['n']}")
+    verdict += f" (B minus A: {w['difference']})" if w.get("difference") else ""
     st.markdown(f"Under **{w['heading']}**, of {w['n']} test images: **{c['only_a']}** are kept correct by {a} "
                 f"only, **{c['only_b']}** by {b} only; {c['both']} by both, {c['neither']} by neither. Exact McNemar "
                 f"{reports.p_text(w['p'])}: {verdict}. Epochs {w['epoch_a']} and {w['epoch_b']}; results from "
