@@ -158,7 +158,7 @@ def test_clutter_runs_take_the_object_mask_from_the_dataset_and_outline_it(check
     from part.data.datasets import load_dataset, object_masks
     from part.training.trainer import train
 
-    train(preset("fmnist-clutter-part", burn_in_epochs=1, **{**TINY, "epochs": 1}), checkpoints / "clutter-tiny")
+    train(preset("fmnist-clutter-part", burn_in_epochs=0, **{**TINY, "epochs": 1}), checkpoints / "clutter-tiny")
     run = RunDir(checkpoints / "clutter-tiny")
     index = run.load_probe_inputs()["index"][2:3]
     mask = object_masks(load_dataset("fashion-mnist-clutter", "test"), index)
@@ -200,7 +200,7 @@ def test_runs_of_another_input_size_are_said_once_not_per_cell(checkpoints):
     from tests.backend.conftest import TINY, make_client
 
     for name in ("clutter-at-tiny", "clutter-part-tiny"):
-        train(preset(f"fmnist-{name.rsplit('-', 1)[0]}", **TINY), checkpoints / name, progress=False)
+        train(preset(f"fmnist-{name.rsplit('-', 1)[0]}", **TINY, burn_in_epochs=1), checkpoints / name, progress=False)
     with make_client(checkpoints) as client:
         body = client.post("/api/compare", data={"runs": "part-tiny,clutter-at-tiny,clutter-part-tiny",
                                                  "probe": "0"}).json()

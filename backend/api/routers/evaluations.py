@@ -28,7 +28,7 @@ RunQ = Annotated[str, Query(description="run id, as listed by GET /api/runs", js
             summary="Table 1 per checkpoint and per method, deltas to the paired baseline with McNemar p, "
                     "per-class accuracy, corruptions and robustness vs eps of the chosen runs")
 def get_evaluations(svc: ServicesDep, runs: RunIds = None, experiments: ExperimentIds = None):
-    chosen = evaluations.parse_ids(experiments, "experiments") if experiments else None
+    chosen = evaluations.parse_ids(experiments, "experiments") if experiments is not None else None
     return evaluations.evaluations(svc.registry, evaluations.parse_run_ids(runs, svc.registry), chosen)
 
 
