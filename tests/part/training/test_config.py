@@ -33,6 +33,9 @@ def test_overrides_are_typed():
     (["epochs=0"], "epochs must be >= 1"),
     (["cam_weights=1,2"], "cam_weights has 2 values for 1"),
     (["dataset=mnist"], "accepted: fashion-mnist"),
+    (["tau=0"], "tau must be > 0"),  # a temperature of 0 makes every soft eps-map flat
+    (["threshold=-1"], "threshold must be >= 0"),
+    (["eps=" + "1" + "0" * 400 + "/7"], "eps: .* has 403 characters"),
 ])
 def test_bad_values_say_what_is_accepted(pairs, message):
     with pytest.raises(ValueError, match=message):
