@@ -25,7 +25,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from backend.api.errors import ApiError, bad_request, conflict
 from backend.services.registry import RUN_ID, Registry, check_run_id
 from backend.settings import Settings
-from part.runs import RunDir
+from part.runs import EvalDir, RunDir
 from part import commands
 from part.commands import eval_argv, train_argv
 from part.training.config import (CHOICES, EXCLUSIVE_LOW, PRESETS, RANGES, TrainConfig, check_range, parse_number,
@@ -194,6 +194,7 @@ def check_submission(built: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -
     the same folder, may have taken the name meanwhile): no job is active on the run, no earlier training
     job still owns its folder, and the folder is free."""
     if built["kind"] != "train":
+        check_eval_folder_free(built, jobs_on_run)
         return
     check_name_free(built["run_id"], jobs_on_run)
     run = RunDir(built["out_dir"])
@@ -203,6 +204,41 @@ def check_submission(built: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -
                            f"(POST /api/jobs/{job['id']}/resume), delete it (DELETE /api/jobs/{job['id']}) or "
                            "choose another name")
     check_run_folder_free(run)
+
+
+def _eval_settings(job: dict[str, Any]) -> tuple:
+    return job["spec"].get("n", 1000), job["spec"].get("amp", "off")
+
+
+def _active_into(folder: Path, job: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((o for o in jobs_on_run if o.get("id") != job.get("id") and o["kind"] == "eval"
+                 and o["state"] in ("queued", "running") and Path(o["out_dir"]) == folder), None)
+
+
+def check_eval_folder_free(job: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> None:
+    """Two evaluations at once into one folder would each rewrite its eval.json without the other's
+    attacks: the second waits for the first (409)."""
+    if job["kind"] != "eval":
+        return
+    other = _active_into(Path(job["out_dir"]), job, jobs_on_run)
+    if other is not None:
+        raise conflict(f"job {other['id']} is already {other['state']} into {Path(job['out_dir']).name} of run "
+                       f"'{job['run_id']}'; wait for it (its attacks are kept and reused) or cancel it")
+
+
+def own_eval_folder(built: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> dict[str, Any]:
+    """`built`, moved to the folder of its settings (EvalDir.sibling) when an active evaluation with other
+    settings is bound for the same folder (it has not written there yet, so for_settings found it free)."""
+    if built["kind"] != "eval":
+        return built
+    other = _active_into(Path(built["out_dir"]), built, jobs_on_run)
+    if other is None or _eval_settings(other) == _eval_settings(built):
+        return built
+    n, amp = _eval_settings(built)
+    out = EvalDir(built["out_dir"]).sibling(n=n, amp=amp).path
+    argv = list(built["argv"])
+    argv[argv.index("--out") + 1] = str(out)
+    return {**built, "out_dir": str(out), "argv": argv}
 
 
 def resume_plan(job: dict[str, Any]) -> tuple[list[str] | None, str]:

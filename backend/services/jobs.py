@@ -65,7 +65,10 @@ class JobSupervisor:
         """Take the supervisor lock if it is free; True while this process holds it."""
         if self._lock_fd is not None:
             return True
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:  # O_NOFOLLOW: a lock planted as a link is no lock (nobody supervises; health says so)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -223,7 +226,10 @@ class JobSupervisor:
         job = {"id": uuid.uuid4().hex[:12], "state": "queued", "attempts": 1, "cancel_requested": 0,
                "created_at": now, "updated_at": now, **built}
         with self.store.transaction() as db:
-            job_specs.check_submission(built, self.store.on_run(built["run_id"], built["kind"], db))
+            on_run = self.store.on_run(built["run_id"], built["kind"], db)
+            built = job_specs.own_eval_folder(built, on_run)
+            job.update(out_dir=built["out_dir"], argv=built["argv"])
+            job_specs.check_submission(built, on_run)
             written = _write_requested_config(Path(built["out_dir"]), config) if config is not None else None
             try:
                 self.store.insert(job, db)
@@ -290,6 +296,7 @@ class JobSupervisor:
             if job["state"] not in RESUMABLE:
                 raise conflict(f"job {job_id} is {job['state']}; only {', '.join(RESUMABLE)} jobs can be resumed")
             job_specs.check_name_free(job["run_id"], self.store.on_run(job["run_id"], "train", db))
+            job_specs.check_eval_folder_free(job, self.store.on_run(job["run_id"], "eval", db))
             argv = job_specs.resume_argv(job)
             if not self.store.update(job_id, expect_state=job["state"], db=db, state="queued", argv=argv,
                                      attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,

@@ -78,6 +78,19 @@ def test_an_evaluation_job_with_another_n_gets_a_folder_of_its_own(checkpoints):
     assert (stored / "eval.json").read_bytes() == before
 
 
+def test_evaluations_queued_for_one_folder_never_write_it_at_once(checkpoints):
+    with make_client(checkpoints) as c:  # the folder is still empty: both would have chosen it
+        first = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "clean", "n": 1000})
+        other = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "clean", "n": 10})
+        again = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "attacks": "pgd20", "n": 1000})
+        store = c.app.state.services.jobs.store
+        argv = store.get(other.json()["id"])["argv"]
+    assert first.status_code == other.status_code == 201
+    assert Path(store.get(first.json()["id"])["out_dir"]).name == "epoch_0002"
+    assert Path(argv[argv.index("--out") + 1]).name == "epoch_0002-n10"  # its own folder, not the other's
+    assert again.status_code == 409 and "wait for it" in again.json()["detail"]
+
+
 # -- 3. one supervisor per checkpoints folder ---------------------------------------------------
 
 def _marking(marks: Path, run_id: str) -> dict:
