@@ -11,7 +11,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 
 from backend.api import errors
-from backend.api.access import LocalOnlyWithoutToken
+from backend.api.access import HostAndOrigin, LocalOnlyWithoutToken
 from backend.services.datasets import DatasetCache
 from backend.api.deps import ModelSlots, Services, require_token
 from backend.services.jobs import JobSupervisor
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
         torch.set_num_threads(settings.torch_threads)
     settings.checkpoints.mkdir(parents=True, exist_ok=True)
     svc = Services(settings, Registry(settings), DatasetCache(settings), JobSupervisor(settings),
-                   ModelSlots(settings.model_concurrency))
+                   ModelSlots(settings.model_concurrency), ModelSlots(settings.submit_concurrency))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -56,22 +56,24 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
     app.state.services = svc
     errors.install(app)
 
-    # Outermost last: the access check, then the body limit, then the catch-all next to the routes.
+    # Outermost last: the access checks (client address, then Host and Origin), then the body limit, then the
+    # catch-all next to the routes.
     app.add_middleware(errors.CatchAll)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK,
                        upload_limit=settings.max_upload_bytes)
+    app.add_middleware(HostAndOrigin, allowed=settings.allowed_host_names(), check_host=settings.checks_host())
     app.add_middleware(LocalOnlyWithoutToken, token=settings.token)
 
     # Async and free of dependencies: it runs on the event loop, never behind model work in the threadpool.
     @app.get("/api/health", response_model=Health, tags=["health"], summary="liveness; never needs the token")
     async def health(request: Request):
-        states = [job["state"] for job in svc.jobs.store.all()]
         runs, empty = svc.registry.run_counts()
         return {"status": "ok", "version": _version(), "device": str(svc.registry.device),
                 "max_nproc": max_nproc("auto"),
-                "runs": runs, "runs_without_checkpoint": empty, "jobs": {s: states.count(s) for s in sorted(set(states))},
+                "runs": runs, "runs_without_checkpoint": empty, "jobs": svc.jobs.counts(),
                 "auth": bool(settings.token), "model_requests": svc.slots.busy,
-                "model_concurrency": svc.slots.limit}
+                "model_concurrency": svc.slots.limit, "supervising": svc.jobs.supervising,
+                "supervisor_pid": svc.jobs.supervisor_pid()}
 
     guarded = [Depends(require_token)]
     for router in (runs.router, datasets.router, images.router, jobs.router, theory.router, evaluations.router,

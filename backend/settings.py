@@ -14,6 +14,12 @@
                             get 503 with Retry-After at once instead of waiting in a queue
     PART_MODEL_CACHE        loaded checkpoints kept in memory (default 16)
     PART_TORCH_THREADS      intra-op threads for API inference (default 0: torch's choice)
+    PART_SUBMIT_CONCURRENCY job submissions (POST /api/jobs) checked at once (default 2); more get 503
+                            with Retry-After
+    PART_ALLOWED_HOSTS      host names, comma-separated, accepted in the Host header besides the loopback
+                            ones (localhost, 127.0.0.1, ::1), and in the Origin of requests that change
+                            something; "*" accepts any Host. Without PART_TOKEN the Host is always checked
+                            (a DNS-rebinding page cannot reach the API); with a token only when this is set
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ class Settings(BaseSettings):
     model_cache: int = Field(16, ge=1)
     torch_threads: int = Field(0, ge=0)
     job_poll_s: float = Field(0.5, gt=0)  # how often the job supervisor looks at processes and the queue
+    submit_concurrency: int = Field(2, ge=1)
+    allowed_hosts: str = Field("", max_length=4096)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -72,6 +80,15 @@ class Settings(BaseSettings):
             raise ValueError(f"host {self.host} is reachable from other machines; set PART_TOKEN "
                              "(a bearer token) or bind to 127.0.0.1")
         return self
+
+    def allowed_host_names(self) -> tuple[str, ...]:
+        """PART_ALLOWED_HOSTS as normalised host names ('*' kept as is)."""
+        return tuple(dict.fromkeys(normal_host(h) for h in self.allowed_hosts.split(",") if h.strip()))
+
+    def checks_host(self) -> bool:
+        """Is the Host header checked? Always without a token; with one, when PART_ALLOWED_HOSTS names hosts."""
+        names = self.allowed_host_names()
+        return "*" not in names and (not self.token or bool(names))
 
     @property
     def jobs_dir(self) -> Path:
@@ -89,6 +106,17 @@ class Settings(BaseSettings):
         if self.data_dir is not None and (self.data_dir / name).is_dir():
             return str(self.data_dir / name)
         return None
+
+
+def normal_host(name: str) -> str:
+    """A host name as compared: lower case, without brackets or a trailing dot ('[::1]' -> '::1')."""
+    return name.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+
+
+def is_loopback_name(host: str) -> bool:
+    """A name only this machine answers to: localhost and its sub-names (RFC 6761), or a loopback address."""
+    host = normal_host(host)
+    return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
 
 
 def is_loopback(host: str) -> bool:

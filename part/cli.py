@@ -68,7 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, corruptions, checks, pgd<K>-map, mma-map, "
                         "pgd20@EPS,... (an eps sweep), alignment (CAM energy on the object), faithfulness (ROAD)")
     e.add_argument("--n", type=int, default=1000, help="test images (a fixed subset; 0: all)")
-    e.add_argument("--out", help="output folder (default: RUN/eval/epoch_NNNN)")
+    e.add_argument("--out", help="output folder (default: RUN/eval/epoch_NNNN, or epoch_NNNN-n<N> when that holds "
+                                 "an evaluation with other settings; one holding another evaluation is refused)")
     e.add_argument("--data-dir", help="dataset folder (default: as the run was trained)")
     e.add_argument("--surrogate", help="checkpoint of a surrogate model for the transfer check")
     e.add_argument("--corruption-files", metavar="DIR",

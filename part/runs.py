@@ -13,6 +13,10 @@
     ROOT/shipped.json            beside the run folders: the runs shipped with the studio, in named groups
 
 An evaluation of a bare checkpoint file (no run around it) goes to CKPT_DIR/eval_<checkpoint name>/.
+One folder holds one evaluation (one checkpoint, images, seed and precision; its attacks are added as
+they finish): an evaluation of the same checkpoint with other settings never replaces it, it goes to a
+folder of its own (RUN/eval/epoch_NNNN-n10, see EvalDir.for_settings), and readers merge a checkpoint's
+folders, each attack from the evaluation on the most images (part.evaluation.reports.merge).
 
 Every file is replaced atomically (write to a temporary file, then rename), so a reader never
 sees half a file and a killed trainer leaves the last complete epoch behind.
@@ -165,6 +169,11 @@ class RunDir:
                 raise RunFolderError(f"status.json: {key} {str(value)[:40]!r} is not a number")
         return data
 
+    def progress_files(self) -> list[Path]:
+        """The files a running trainer rewrites as it goes (status.json, metrics.jsonl): a reader may keep
+        what it read from them until one changes."""
+        return [self.path / "status.json", self.path / "metrics.jsonl"]
+
     def write_status(self, **fields: Any) -> None:
         """Merge `fields` into status.json. A new state clears the old state's message and phase."""
         try:
@@ -296,6 +305,11 @@ class RunDir:
         """RUN/eval/<name> (refused when a link takes it outside the run)."""
         return EvalDir(self.file(EVAL, name))
 
+    def eval_dir_for(self, name: str, *, n: int, seed: int = 0, amp: str = "off") -> "EvalDir":
+        """The folder of an evaluation with these settings: RUN/eval/<name> unless that already holds another
+        evaluation (other images, seed or precision), then its own sibling (EvalDir.sibling)."""
+        return self.eval_dir(self.eval_dir(name).for_settings(n=n, seed=seed, amp=amp).path.name)  # links checked
+
     def eval_report_file(self, name: str, file: str) -> Path:
         """RUN/eval/<name>/<file> for a report file (EvalDir.REPORT_TYPES), refused when a link leads out."""
         if file not in EvalDir.REPORT_TYPES:
@@ -353,12 +367,47 @@ class EvalDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    # What makes two results of one checkpoint the same evaluation (their attacks can share one file).
+    IDENTITY = ("eps", "n", "indices", "seed", "amp")
+
     @classmethod
-    def default_for(cls, checkpoint: str | Path) -> "EvalDir":
-        """RUN/eval/epoch_NNNN for a run's checkpoint, CKPT_DIR/eval_<name> for a bare file."""
+    def default_for(cls, checkpoint: str | Path, *, n: int = 1000, seed: int = 0, amp: str = "off") -> "EvalDir":
+        """RUN/eval/epoch_NNNN for a run's checkpoint, CKPT_DIR/eval_<name> for a bare file; a sibling of it
+        when it already holds an evaluation with other settings (for_settings)."""
         checkpoint = Path(checkpoint)
         run = RunDir.of_checkpoint(checkpoint)
-        return run.eval_dir(checkpoint.stem) if run is not None else cls(checkpoint.parent / f"eval_{checkpoint.stem}")
+        base = run.eval_dir(checkpoint.stem) if run is not None else cls(checkpoint.parent / f"eval_{checkpoint.stem}")
+        return base.for_settings(n=n, seed=seed, amp=amp)
+
+    def sibling(self, *, n: int, seed: int = 0, amp: str = "off") -> "EvalDir":
+        """The folder beside this one named by the settings: epoch_0010-n10, epoch_0010-all (n 0: the whole
+        test set), epoch_0010-n1000-seed1-bf16."""
+        parts = [self.path.name, f"n{n}" if n else "all"]
+        parts += [f"seed{seed}"] if seed else []
+        parts += [amp] if amp and amp != "off" else []
+        return EvalDir(self.path.with_name("-".join(parts)))
+
+    def for_settings(self, *, n: int, seed: int = 0, amp: str = "off") -> "EvalDir":
+        """This folder when it is free or holds an evaluation with these settings (its attacks are kept and
+        added to), else sibling(): an evaluation never replaces another. `n` is the number asked for (0: all);
+        stored results say how many images they had, which is the same unless the test set is smaller."""
+        stored = self.results()
+        if stored is None:
+            return self
+        same = (stored.get("seed", 0) == seed and stored.get("amp", "off") == (amp or "off")
+                and (n == 0 or stored.get("n") == n))
+        return self if same else self.sibling(n=n, seed=seed, amp=amp)
+
+    def other_evaluation(self, header: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored results when they are another evaluation of the checkpoint `header` describes (the
+        same checkpoint file, other images, eps, seed or precision), else None. Results of another checkpoint
+        file (a run trained again under the same name) are stale, not another evaluation: None."""
+        stored = self.results()
+        if stored is None or stored.get("checkpoint_sha256") != header.get("checkpoint_sha256"):
+            return None
+        defaults = {"amp": "off", "seed": 0}
+        differs = [k for k in self.IDENTITY if stored.get(k, defaults.get(k)) != header.get(k, defaults.get(k))]
+        return stored if differs else None
 
     @classmethod
     def holding(cls, path: str | Path) -> "EvalDir | None":

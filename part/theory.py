@@ -27,6 +27,19 @@ LIMITS = {"x1": (-10.0, 10.0), "x2": (-10.0, 10.0), "w1": (-100.0, 100.0), "w2":
 MAX_GRID = 201
 
 
+def json_ready(value):
+    """`value` with every non-finite float as the text "inf", "-inf" or "nan": JSON has no such numbers
+    (they would be written as null, which reads as "no value"). Case (iii)'s free coordinate is infinite
+    where its weight is so small that solving for it overflows."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
 def _checked(values: dict[str, float]) -> dict[str, float]:
     out = {}
     for name, value in values.items():

@@ -74,7 +74,7 @@ def test_part_wings_follow_the_arrows(wing):
 
 def test_every_part_module_lives_in_a_wing_or_is_shared():
     top = sorted(p.stem for p in (ROOT / "part").glob("*.py") if p.stem != "__init__")
-    assert top == ["cli", "commands", "devices", "experiments", "modes", "precision", "runs", "theory"]
+    assert top == ["cli", "commands", "devices", "experiments", "modes", "numbers", "precision", "runs", "theory"]
     assert sorted(p.name for p in (ROOT / "part").iterdir() if p.is_dir() and p.name != "__pycache__") == \
         sorted(WINGS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, Request, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +32,7 @@ class Services:
     datasets: DatasetCache
     jobs: JobSupervisor
     slots: ModelSlots
+    submissions: ModelSlots = field(default_factory=lambda: ModelSlots(2))  # POST /api/jobs checked at once
 
 
 # async: a sync dependency would take a worker thread, the ones model work keeps busy.
@@ -47,6 +48,20 @@ async def model_slot(request: Request):
     if slots.busy >= slots.limit:
         raise ApiError(503, f"the server is computing {slots.busy} images, its limit (PART_MODEL_CONCURRENCY); "
                             "retry in a second", headers={"Retry-After": "1"})
+    slots.busy += 1
+    try:
+        yield
+    finally:
+        slots.busy -= 1
+
+
+async def submit_slot(request: Request):
+    """Job submissions validated at once (a config, its schedules, the run folder): more get 503 with
+    Retry-After, so a burst of submissions cannot take every worker thread from the other routes."""
+    slots: ModelSlots = request.app.state.services.submissions
+    if slots.busy >= slots.limit:
+        raise ApiError(503, f"the server is checking {slots.busy} job submissions, its limit "
+                            "(PART_SUBMIT_CONCURRENCY); retry in a second", headers={"Retry-After": "1"})
     slots.busy += 1
     try:
         yield

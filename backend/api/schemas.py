@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from part.training.config import EXCLUSIVE_LOW, RANGES, range_text
+
 Finite = dict(allow_inf_nan=False)
 RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 NUMBER_TEXT = r"^\s*(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*)?\s*$"
@@ -30,6 +32,12 @@ def omittable(schema: dict[str, Any]) -> WithJsonSchema:
 def documented(schema: dict[str, Any]) -> WithJsonSchema:
     """The field's rule in the schema; the service checks it with a message naming what is accepted."""
     return WithJsonSchema(schema)
+
+
+def _ranged(name: str) -> dict[str, Any]:
+    """A number field's schema with the bounds of part's one range table (config.RANGES)."""
+    low, high = RANGES[name]
+    return {"type": "number", "exclusiveMinimum" if name in EXCLUSIVE_LOW else "minimum": low, "maximum": high}
 
 
 def _method_pattern() -> str:
@@ -67,8 +75,8 @@ class CamForm(ImageForm):
     recipe: Annotated[str | None, omittable({"type": "string", "minLength": 1})] = Field(None, description="eps-map recipe (default: the run's)")
     eps: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="full budget, e.g. 0.1 or 8/255 (default: the run's)")
     eps_low: Annotated[str | None, omittable({"type": "string", "pattern": NUMBER_TEXT})] = Field(None, description="budget of unimportant pixels (default: the run's)")
-    threshold: Annotated[float | None, omittable({"type": "number"})] = Field(None, description="option of the paper/shuffled/uniform-mean recipes", **Finite)
-    tau: Annotated[float | None, omittable({"type": "number"})] = Field(None, description="option of the soft recipes", **Finite)
+    threshold: Annotated[float | None, omittable(_ranged("threshold"))] = Field(None, description=f"option of the paper/shuffled/uniform-mean recipes; {range_text('threshold')}", **Finite)
+    tau: Annotated[float | None, omittable(_ranged("tau"))] = Field(None, description=f"option of the soft recipes; {range_text('tau')}", **Finite)
     quadrant: Annotated[str | None, omittable({"type": "string", "enum": ["ul", "ur", "bl", "br"]})] = Field(None, description="option of the quadrant recipe: ul, ur, bl, br")
 
 
@@ -333,6 +341,11 @@ class JobView(BaseModel):
         None, description="evaluation jobs: the seconds each finished attack took (the dashboard's ETA scales them)")
 
 
+class JobsPruned(BaseModel):
+    deleted: int = Field(description="how many job records were forgotten")
+    ids: list[str] = Field(description="their ids")
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -345,6 +358,10 @@ class Health(BaseModel):
     auth: bool
     model_requests: int = Field(description="explain/attack/compare requests computing now")
     model_concurrency: int = Field(description="the most computed at once; more get 503 with Retry-After")
+    supervising: bool = Field(description="whether this server launches and watches the jobs of its checkpoints "
+                                          "folder; false when another server on the same folder holds its "
+                                          "supervisor lock (this one serves reads and queues submissions)")
+    supervisor_pid: int | None = Field(None, description="the process that supervises the folder's jobs, if known")
 
 
 # -- evaluations across runs (GET /api/evaluations, /api/evaluations/wins) --

@@ -11,7 +11,7 @@ import torch
 from backend.api.errors import bad_request
 from backend.api.schemas import CamForm
 from part.explain.cam import METHODS
-from part.training.config import parse_number
+from part.training.config import check_range, parse_number
 from part.explain.eps_maps import RECIPES, recipe_options
 
 MAX_METHODS = 10
@@ -90,6 +90,12 @@ def mask_settings(form: CamForm, config: dict[str, Any]) -> MaskSettings:
         raise bad_request(f"eps_low ({eps_low:g}) must not exceed eps ({eps:g})")
     accepted = recipe_options(recipe)
     given = {k: getattr(form, k) for k in RECIPE_OPTION_FIELDS if getattr(form, k) is not None}
+    for name in ("threshold", "tau"):  # the config's own range table: a form accepts what a run may train with
+        if name in given:
+            try:
+                check_range(name, given[name])
+            except ValueError as err:
+                raise bad_request(str(err)) from None
     unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise bad_request(f"recipe '{recipe}' has no option {', '.join(unknown)}; "

@@ -1,12 +1,14 @@
 """What a job is: a validated request and the `part` command line that carries it out.
 
 The config is built here (part.training.config.preset with the typed overrides), so a bad one is refused
-with the config's own message before any process starts, and written into the run folder as
-RUN/requested_config.json: a training job is `part train --config RUN/requested_config.json --out RUN
+with the config's own message before any process starts, and nothing touches the disk until the whole
+request is accepted; then the supervisor writes it into the run folder as RUN/requested_config.json
+(atomically, inside the transaction that records the job): a training job is `part train --config RUN/requested_config.json --out RUN
 --no-progress [--nproc N]`, so the config crosses to the job's process once, as a file. It is resumed
 with `part resume` (with the run's own number of processes). With N > 1 the job's process becomes
 torchrun and its workers share its process group, so cancel stops them all. An evaluation job is
-`part eval --run RUN --epoch N --attacks LIST --n N --out RUN/eval/epoch_NNNN [options]`. Every
+`part eval --run RUN --epoch N --attacks LIST --n N --out RUN/eval/epoch_NNNN[-n<N>] [options]`, each
+evaluation in a folder of its own (part.runs.EvalDir.for_settings). Every
 command line comes from part.commands.
 """
 
@@ -23,10 +25,11 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from backend.api.errors import ApiError, bad_request, conflict
 from backend.services.registry import RUN_ID, Registry, check_run_id
 from backend.settings import Settings
-from part.runs import RunDir
+from part.runs import EvalDir, RunDir
 from part import commands
 from part.commands import eval_argv, train_argv
-from part.training.config import CHOICES, PRESETS, RANGES, TrainConfig, parse_number, preset
+from part.training.config import (CHOICES, EXCLUSIVE_LOW, PRESETS, RANGES, TrainConfig, check_range, parse_number,
+                                  preset)
 from part.training.distributed import max_nproc
 
 PIXEL_FRACTIONS = ("eps", "eps_low", "step_size", "map_eps", "map_eps_low")
@@ -34,15 +37,18 @@ NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\s*/\s*\d+\.?\d*([eE][
 
 
 def _number(name: str, low: float | None, high: float | None):
-    """A JSON number or text like "8/255", parsed by the config's own parser and bounded."""
+    """A JSON number or text like "8/255", parsed by the config's own parser and bounded by its range table."""
     def parse(value: Any) -> float:
         number = parse_number(value)
         if name in PIXEL_FRACTIONS and not 0 <= number <= 1:
             raise ValueError(f"{name} is a fraction of the pixel range [0,1] (e.g. 8/255), got {number:g}")
-        if low is not None and not low <= number <= high:
+        if name in RANGES:
+            check_range(name, number)
+        elif low is not None and not low <= number <= high:
             raise ValueError(f"{name} must be >= {low:g} and <= {high:g}, got {number:g}")
         return number
-    bounds = {"minimum": low, "maximum": high} if low is not None else {}
+    lower = "exclusiveMinimum" if name in EXCLUSIVE_LOW else "minimum"
+    bounds = {lower: low, "maximum": high} if low is not None else {}
     schema = {"anyOf": [{"type": "number", **bounds}, {"type": "string", "pattern": NUMBER_TEXT, "maxLength": 100}]}
     return Annotated[float, BeforeValidator(parse), WithJsonSchema(schema)]
 
@@ -115,7 +121,7 @@ class EvalJobRequest(BaseModel):
     kind: Literal["eval"]
     run: str = Field(description="run id to evaluate")
     epoch: int | None = Field(None, ge=0, description="checkpoint epoch (default: the newest)")
-    attacks: str = Field("clean,pgd20,mma", description="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, "
+    attacks: str = Field("clean,pgd20,mma", max_length=2000, description="comma-separated: clean, fgsm, pgd<K>, mma, mma<K>, aa, "
                                                         "corruptions, checks")
     n: int = Field(1000, ge=0, le=100_000, description="test images (0: the whole test set)")
     corruption_files: str | None = Field(None, max_length=4096, description="corruptions: read the published "
@@ -157,23 +163,107 @@ def train_job(req: TrainJobRequest, settings: Settings, registry: Registry) -> d
                           "(its GPUs, or its CPU cores without CUDA)")
     run_id = check_run_id(req.name or f"{req.preset}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = RunDir(registry.root / run_id)
-    if run.path.is_symlink() or (run.path.exists() and any(p != run.requested_config_path
-                                                           for p in run.path.iterdir())):
-        raise conflict(f"a run folder '{run_id}' already exists; choose another name (or resume its job)")
-    run.write_requested_config(cfg.to_dict())  # the config crosses to the job's process as this one file
+    check_run_folder_free(run)
     argv = train_argv(run.path, config_file=run.requested_config_path, nproc=req.nproc)
     spec = {**req.model_dump(exclude={"overrides"}), "overrides": overrides, "epochs": cfg.epochs}
-    return {"kind": "train", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(run.path)}
+    # Nothing is written yet: the supervisor writes the requested config (the one file the job's process
+    # reads) only once the submission is accepted, inside the transaction that records the job.
+    return {"kind": "train", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(run.path),
+            "requested_config": cfg.to_dict()}
+
+
+def check_run_folder_free(run: RunDir) -> None:
+    """A new training job's run folder must be free: absent, or holding only a requested config that no
+    job owns any more (check_submission looks at the jobs)."""
+    name = run.path.name
+    if run.path.is_symlink():
+        raise conflict(f"'{name}' in the checkpoints folder is a link; choose another name for the run")
+    if run.path.exists() and not run.path.is_dir():
+        raise conflict(f"'{name}' is a file in the checkpoints folder, not a run folder; choose another name for "
+                       "the run")
+    try:
+        others = run.path.exists() and any(p != run.requested_config_path for p in run.path.iterdir())
+    except OSError as err:
+        raise conflict(f"the run folder '{name}' cannot be read ({err.strerror}); choose another name") from None
+    if others:
+        raise conflict(f"a run folder '{name}' already exists; choose another name (or resume its job)")
+
+
+def check_submission(built: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> None:
+    """Checked again inside the transaction that records the job (other requests, or another server on
+    the same folder, may have taken the name meanwhile): no job is active on the run, no earlier training
+    job still owns its folder, and the folder is free."""
+    if built["kind"] != "train":
+        check_eval_folder_free(built, jobs_on_run)
+        return
+    check_name_free(built["run_id"], jobs_on_run)
+    run = RunDir(built["out_dir"])
+    for job in jobs_on_run:
+        if Path(job["out_dir"]) == run.path and run.requested_config_path.exists():
+            raise conflict(f"job {job['id']} ({job['state']}) owns the run folder '{built['run_id']}'; resume it "
+                           f"(POST /api/jobs/{job['id']}/resume), delete it (DELETE /api/jobs/{job['id']}) or "
+                           "choose another name")
+    check_run_folder_free(run)
+
+
+def _eval_settings(job: dict[str, Any]) -> tuple:
+    return job["spec"].get("n", 1000), job["spec"].get("amp", "off")
+
+
+def _active_into(folder: Path, job: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((o for o in jobs_on_run if o.get("id") != job.get("id") and o["kind"] == "eval"
+                 and o["state"] in ("queued", "running") and Path(o["out_dir"]) == folder), None)
+
+
+def check_eval_folder_free(job: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> None:
+    """Two evaluations at once into one folder would each rewrite its eval.json without the other's
+    attacks: the second waits for the first (409)."""
+    if job["kind"] != "eval":
+        return
+    other = _active_into(Path(job["out_dir"]), job, jobs_on_run)
+    if other is not None:
+        raise conflict(f"job {other['id']} is already {other['state']} into {Path(job['out_dir']).name} of run "
+                       f"'{job['run_id']}'; wait for it (its attacks are kept and reused) or cancel it")
+
+
+def own_eval_folder(built: dict[str, Any], jobs_on_run: list[dict[str, Any]]) -> dict[str, Any]:
+    """`built`, moved to the folder of its settings (EvalDir.sibling) when an active evaluation with other
+    settings is bound for the same folder (it has not written there yet, so for_settings found it free)."""
+    if built["kind"] != "eval":
+        return built
+    other = _active_into(Path(built["out_dir"]), built, jobs_on_run)
+    if other is None or _eval_settings(other) == _eval_settings(built):
+        return built
+    n, amp = _eval_settings(built)
+    out = EvalDir(built["out_dir"]).sibling(n=n, amp=amp).path
+    argv = list(built["argv"])
+    argv[argv.index("--out") + 1] = str(out)
+    return {**built, "out_dir": str(out), "argv": argv}
+
+
+def resume_plan(job: dict[str, Any]) -> tuple[list[str] | None, str]:
+    """(argv, how) of resuming a job, or (None, why it cannot be resumed); the cancel message and the
+    resume route both ask here, so they agree."""
+    if job["kind"] != "train":
+        return job["argv"], "an evaluation rerun into its folder keeps the attacks already done"
+    run = RunDir(job["out_dir"])
+    if run.exists():  # the trainer wrote config.json: part resume continues from the newest complete epoch
+        epochs = run.epochs()
+        how = f"resume continues after epoch {epochs[-1]}" if epochs else "resume starts it again from the beginning"
+        return commands.resume_argv(run.path), how
+    if run.requested_config_path.exists():  # no epoch started: train again from the config the job asked for
+        nproc = int(job.get("spec", {}).get("nproc") or 1)
+        return (train_argv(run.path, config_file=run.requested_config_path, nproc=nproc),
+                "resume starts it again from the beginning, with the config it asked for")
+    return None, (f"job {job.get('id', '')} never wrote its run folder {run.path.name} (see its log); there is nothing "
+                  "to resume: start a new job")
 
 
 def resume_argv(job: dict[str, Any]) -> list[str]:
-    if job["kind"] != "train":
-        return job["argv"]  # an evaluation rerun into its folder keeps the attacks already done
-    out = Path(job["out_dir"])
-    if not RunDir(out).exists():
-        raise conflict(f"job {job['id']} never wrote its run folder {out.name} (see its log); "
-                       "there is nothing to resume: start a new job")
-    return commands.resume_argv(out)
+    argv, how = resume_plan(job)
+    if argv is None:
+        raise conflict(how)
+    return argv
 
 
 def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dict[str, Any]:
@@ -189,7 +279,10 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
     attacks = [spec.name for spec in parse_attacks(req.attacks)]  # ValueError -> 422 naming the accepted ones
     run = registry.run(run_id)
     run_dir = run.path
-    out = run.eval_dir(run.checkpoint_path(epoch).stem).path  # RunFolderError (409) when a link leads out
+    # The evaluation's own folder: epoch_NNNN, or epoch_NNNN-n<N> when that holds one with other settings
+    # (part.runs.EvalDir.for_settings), so that no job replaces another's results. RunFolderError (409) when a
+    # link leads out.
+    out = run.eval_dir_for(run.checkpoint_path(epoch).stem, n=req.n, amp=req.amp).path
     if req.map_recipe is not None:
         from part.explain.eps_maps import RECIPES
 
@@ -209,7 +302,7 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
     return {"kind": "eval", "run_id": run_id, "spec": spec, "argv": argv, "out_dir": str(out)}
 
 
-def check_name_free(run_id: str, active: list[dict[str, Any]]) -> None:
-    for job in active:
-        if job["run_id"] == run_id and job["kind"] == "train":
+def check_name_free(run_id: str, jobs: list[dict[str, Any]]) -> None:
+    for job in jobs:
+        if job["run_id"] == run_id and job["kind"] == "train" and job["state"] in ("queued", "running"):
             raise conflict(f"job {job['id']} is already {job['state']} on run '{run_id}'")

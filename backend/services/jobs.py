@@ -5,10 +5,17 @@ process group and the exit code survives a server restart. A background thread s
 and watches running ones: a child through its Popen, a job started by an earlier server through its
 pid and start time. A job whose process vanished without an exit code was interrupted; it resumes
 from its run folder's last complete epoch.
+
+One supervisor per checkpoints folder: it holds an OS lock (flock) on CHECKPOINTS/.jobs/supervisor.lock
+for as long as it runs. A second server on the same folder serves reads and accepts submissions (they
+wait in the queue) but launches and reaps nothing; /api/health says `supervising: false`, and it takes
+over when the lock comes free. Every state change is a compare-and-set in SQLite, so no job launches
+twice even if two processes race.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -19,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from backend.services import job_specs, processes
-from backend.api.errors import conflict, not_found
+from backend.api.errors import bad_request, conflict, not_found
 from backend.services.job_store import JobStore
-from backend.services.progress import job_view
+from backend.services.progress import ViewCache
 from backend.settings import Settings
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("completed", "failed", "interrupted", "cancelled")
 RESUMABLE = ("failed", "interrupted", "cancelled")
-WRAPPER = '"$@"; rc=$?; echo $rc > "$PART_JOB_RC"; exit $rc'
+# The exit code is written whole or not at all (a temporary file renamed over RC), like every record.
+WRAPPER = '"$@"; rc=$?; echo $rc > "$PART_JOB_RC.tmp" && mv -f "$PART_JOB_RC.tmp" "$PART_JOB_RC"; exit $rc'
 CANCEL_GRACE_S = 5.0
 
 
@@ -40,19 +48,65 @@ class JobSupervisor:
         self._lock = threading.RLock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._views = ViewCache()
+
+    # -- the one supervisor of the folder --
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "supervisor.lock"
+
+    @property
+    def supervising(self) -> bool:
+        """Does this process hold the folder's supervisor lock (launch, watch and reap its jobs)?"""
+        return self._lock_fd is not None
+
+    def _acquire(self) -> bool:
+        """Take the supervisor lock if it is free; True while this process holds it."""
+        if self._lock_fd is not None:
+            return True
+        try:  # O_NOFOLLOW: a lock planted as a link is no lock (nobody supervises; health says so)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        return True
+
+    def _release(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def supervisor_pid(self) -> int | None:
+        """The pid of the process that holds the lock (this one, or another server on the folder)."""
+        if self.supervising:
+            return os.getpid()
+        try:
+            return int(self.lock_path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     # -- lifecycle --
     def start(self) -> None:
-        self.tick()  # reconcile what an earlier server left before serving anything
+        self.tick()  # take the lock and reconcile what an earlier server left before serving anything
         self._thread = threading.Thread(target=self._loop, name="job-supervisor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop watching; job processes keep running and the next server adopts them."""
+        """Stop watching and give up the lock; job processes keep running and the next server adopts them."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._lock:
+            self._release()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -64,11 +118,17 @@ class JobSupervisor:
             self._wake.clear()
 
     def tick(self) -> None:
+        """Reap finished jobs and launch queued ones up to the limit; only the folder's supervisor does."""
         with self._lock:
+            if not self._acquire():
+                return  # another server supervises this folder
             for job in self.store.all(("running",)):
                 self._reap(job)
-            running = len(self.store.all(("running",)))
-            for job in self.store.all(("queued",))[: max(0, self.settings.job_concurrency - running)]:
+            running = self.store.all(("running",))
+            for job in running:
+                if job["cancel_requested"]:  # asked through another server on the folder
+                    _signal_group(job["pid"], signal.SIGTERM)
+            for job in self.store.all(("queued",))[: max(0, self.settings.job_concurrency - len(running))]:
                 self._launch(job)
 
     # -- files of a job --
@@ -80,6 +140,11 @@ class JobSupervisor:
 
     # -- processes --
     def _launch(self, job: dict[str, Any]) -> None:
+        now = time.time()
+        # Claim it first: only the one process whose UPDATE ... WHERE state = 'queued' changed the row starts it.
+        if not self.store.update(job["id"], expect_state="queued", state="running", pid=None, pid_start=None,
+                                 started_at=now, updated_at=now, message=None):
+            return
         log_path, rc_path = self.log_path(job["id"]), self.rc_path(job["id"])
         log_path.parent.mkdir(parents=True, exist_ok=True)
         rc_path.unlink(missing_ok=True)
@@ -97,12 +162,13 @@ class JobSupervisor:
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                          start_new_session=True)
         except OSError as err:
-            self.store.update(job["id"], state="failed", message=f"could not start the job: {err}",
-                              finished_at=time.time(), updated_at=time.time())
+            self.store.update(job["id"], expect_state="running", state="failed",
+                              message=f"could not start the job: {err}", finished_at=time.time(),
+                              updated_at=time.time())
             return
         self._children[job["id"]] = child
-        self.store.update(job["id"], state="running", pid=child.pid, pid_start=processes.start_time(child.pid),
-                          started_at=time.time(), updated_at=time.time(), message=None)
+        self.store.update(job["id"], expect_state="running", pid=child.pid, pid_start=processes.start_time(child.pid),
+                          updated_at=time.time())
 
     def _dataset_env(self) -> dict[str, str]:
         from part.data.datasets import DATASETS
@@ -151,12 +217,26 @@ class JobSupervisor:
 
     # -- requests --
     def submit(self, built: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            job_specs.check_name_free(built["run_id"], self.store.all(ACTIVE))
-            now = time.time()
-            job = {"id": uuid.uuid4().hex[:12], "state": "queued", "attempts": 1, "cancel_requested": 0,
-                   "created_at": now, "updated_at": now, **built}
-            self.store.insert(job)
+        """Record a validated job. The checks that depend on other jobs run again inside one SQLite
+        transaction (serialised with every other server on the folder), and the job's files are written
+        only then: a refused submission leaves the disk as it was."""
+        built = dict(built)
+        config = built.pop("requested_config", None)
+        now = time.time()
+        job = {"id": uuid.uuid4().hex[:12], "state": "queued", "attempts": 1, "cancel_requested": 0,
+               "created_at": now, "updated_at": now, **built}
+        with self.store.transaction() as db:
+            on_run = self.store.on_run(built["run_id"], built["kind"], db)
+            built = job_specs.own_eval_folder(built, on_run)
+            job.update(out_dir=built["out_dir"], argv=built["argv"])
+            job_specs.check_submission(built, on_run)
+            written = _write_requested_config(Path(built["out_dir"]), config) if config is not None else None
+            try:
+                self.store.insert(job, db)
+            except BaseException:
+                if written is not None:
+                    written()
+                raise
         self._wake.set()
         return self.view(job["id"])
 
@@ -167,26 +247,35 @@ class JobSupervisor:
         return job
 
     def view(self, job_id: str) -> dict[str, Any]:
-        return job_view(self.get(job_id))
+        return self._views.view(self.get(job_id))
 
-    def views(self) -> list[dict[str, Any]]:
-        return [job_view(job) for job in reversed(self.store.all())]
+    def views(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """A page of job views, newest first; progress read from the run folders only when they changed."""
+        return [self._views.view(job) for job in self.store.page(limit, offset)]
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         with self._lock:
             job = self.get(job_id)
-            if job["state"] == "queued":
-                self.store.update(job_id, expect_state="queued", state="cancelled", message="cancelled before it started",
-                                  finished_at=time.time(), updated_at=time.time())
+            if job["state"] == "queued" and self.store.update(
+                    job_id, expect_state="queued", state="cancelled", message=_cancelled_queued(job),
+                    finished_at=time.time(), updated_at=time.time()):
                 return self.view(job_id)
+            job = self.get(job_id)  # it may have started meanwhile
             if job["state"] != "running":
                 raise conflict(f"job {job_id} is {job['state']}; only queued or running jobs can be cancelled")
-            self.store.update(job_id, cancel_requested=1, updated_at=time.time())
+            self.store.update(job_id, expect_state="running", cancel_requested=1, updated_at=time.time())
             _signal_group(job["pid"], signal.SIGTERM)
         if not self._wait_group(job, CANCEL_GRACE_S):
             _signal_group(job["pid"], signal.SIGKILL)
             self._wait_group(job, 2.0)
         self.tick()
+        if not self.supervising:  # the folder's supervisor reaps it: wait for it to record the cancel
+            deadline = time.time() + 5 * self.settings.job_poll_s + 1
+            while self.get(job_id)["state"] == "running" and time.time() < deadline:
+                time.sleep(0.05)
         return self.view(job_id)
 
     def _wait_group(self, job: dict[str, Any], seconds: float) -> bool:
@@ -202,27 +291,47 @@ class JobSupervisor:
         return False
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
+        with self.store.transaction() as db:  # serialised with submissions, here and on other servers
             job = self.get(job_id)
             if job["state"] not in RESUMABLE:
                 raise conflict(f"job {job_id} is {job['state']}; only {', '.join(RESUMABLE)} jobs can be resumed")
-            job_specs.check_name_free(job["run_id"], self.store.all(ACTIVE))
+            job_specs.check_name_free(job["run_id"], self.store.on_run(job["run_id"], "train", db))
+            job_specs.check_eval_folder_free(job, self.store.on_run(job["run_id"], "eval", db))
             argv = job_specs.resume_argv(job)
-            self.store.update(job_id, expect_state=job["state"], state="queued", argv=argv,
-                              attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,
-                              pid_start=None, finished_at=None, message=f"queued to resume (attempt {job['attempts'] + 1})",
-                              updated_at=time.time())
+            if not self.store.update(job_id, expect_state=job["state"], db=db, state="queued", argv=argv,
+                                     attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,
+                                     pid_start=None, finished_at=None, updated_at=time.time(),
+                                     message=f"queued to resume (attempt {job['attempts'] + 1})"):
+                raise conflict(f"job {job_id} changed while it was resumed; look at it again (GET /api/jobs/{job_id})")
         self._wake.set()
         return self.view(job_id)
 
     def delete(self, job_id: str) -> None:
         with self._lock:
             job = self.get(job_id)
-            if job["state"] in ACTIVE:
-                raise conflict(f"job {job_id} is {job['state']}; cancel it first (POST /api/jobs/{job_id}/cancel)")
-            self.store.delete(job_id)
-            self.log_path(job_id).unlink(missing_ok=True)
-            self.rc_path(job_id).unlink(missing_ok=True)
+            if job["state"] in ACTIVE or not self.store.delete(job_id, unless_states=ACTIVE):
+                state = self.get(job_id)["state"] if job["state"] not in ACTIVE else job["state"]
+                raise conflict(f"job {job_id} is {state}; cancel it first (POST /api/jobs/{job_id}/cancel)")
+            self._forget_files(job_id)
+
+    def prune(self, states: tuple[str, ...], older_than_s: float) -> list[str]:
+        """Forget the finished jobs in `states` that finished more than `older_than_s` seconds ago (their
+        runs stay); returns their ids."""
+        unknown = [s for s in states if s not in TERMINAL]
+        if unknown or not states:
+            raise bad_request(f"state {', '.join(unknown) or '(none)'} cannot be pruned; accepted: finished "
+                              f"states {', '.join(TERMINAL)} (comma-separated)")
+        with self._lock:
+            ids = self.store.prune(tuple(states), time.time() - older_than_s)
+            for job_id in ids:
+                self._forget_files(job_id)
+        return ids
+
+    def _forget_files(self, job_id: str) -> None:
+        self.log_path(job_id).unlink(missing_ok=True)
+        self.rc_path(job_id).unlink(missing_ok=True)
+        self.rc_path(job_id).with_name(f"{job_id}.rc.tmp").unlink(missing_ok=True)
+        self._views.forget(job_id)
 
     def log(self, job_id: str, tail: int) -> str:
         self.get(job_id)
@@ -264,7 +373,7 @@ def _last_error(log: Path) -> str | None:
 
 
 def _cancelled_message(job: dict[str, Any]) -> str:
-    """What a cancel left behind, from the run folder itself."""
+    """What a cancel left behind, from the run folder itself; what resume would do, as resume does it."""
     from part.runs import RunDir, RunFolderError
 
     if job["kind"] != "train":
@@ -274,8 +383,35 @@ def _cancelled_message(job: dict[str, Any]) -> str:
     except (OSError, RunFolderError):
         epochs = []
     if not epochs:
-        return "cancelled before its first epoch finished; there is no checkpoint (resume starts from the beginning)"
+        argv, how = job_specs.resume_plan(job)
+        what = how if argv is not None else "it cannot be resumed: start a new job"
+        return f"cancelled before its first epoch finished; there is no checkpoint ({what})"
     return f"cancelled; the run keeps its last complete epoch ({epochs[-1]})"
+
+
+def _cancelled_queued(job: dict[str, Any]) -> str:
+    argv, _ = job_specs.resume_plan(job)
+    return ("cancelled before it started; resume queues it again" if argv is not None
+            else "cancelled before it started; it cannot be resumed (nothing was written): start a new job")
+
+
+def _write_requested_config(out: Path, config: dict[str, Any]):
+    """Write RUN/requested_config.json (atomically) and return what undoes it: the file, and the run folder
+    if this made it."""
+    from part.runs import RunDir
+
+    run = RunDir(out)
+    made = not run.path.exists()
+    run.write_requested_config(config)
+
+    def undo() -> None:
+        run.requested_config_path.unlink(missing_ok=True)
+        if made:
+            try:
+                run.path.rmdir()
+            except OSError:
+                pass
+    return undo
 
 
 def _mark_run(out: Path, state: str, message: str) -> None:

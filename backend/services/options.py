@@ -15,7 +15,7 @@ import models
 from backend.settings import Settings
 from part.explain.attention import ATTENTION_METHODS
 from part.explain.cam import METHODS, NATIVE_METHODS
-from part.training.config import CHOICES, PRESETS, RANGES, TrainConfig, preset
+from part.training.config import CHOICES, EXCLUSIVE_LOW, PRESETS, RANGES, TrainConfig, preset
 from part.data.datasets import DATASETS
 from part.runs import RunDir, method_label, read_manifest
 from part.training.defenses import DEFENSES
@@ -61,6 +61,7 @@ def catalogue(settings: Settings) -> dict[str, Any]:
         "defaults": _config(TrainConfig()),
         "choices": {k: list(v) for k, v in CHOICES.items()},
         "ranges": {k: list(v) for k, v in RANGES.items()},
+        "exclusive_low": sorted(EXCLUSIVE_LOW),  # fields whose lower bound itself is refused (tau > 0)
         "defenses": {name: {"label": method_label(name, False), "part_label": method_label(name, True)}
                      for name in DEFENSES},
         "cam_methods": [{"name": m, "native": m in NATIVE_METHODS, "needs_attention": m in ATTENTION_METHODS}

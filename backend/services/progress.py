@@ -1,11 +1,16 @@
 """A job as the API shows it: its record plus progress read from what its process writes.
 
 Training progress comes from the run folder (status.json, metrics.jsonl); evaluation progress
-from the attacks already recorded in OUT/eval.json.
+from the attacks already recorded in OUT/eval.json. ViewCache keeps each job's view until its record
+or one of those files changes (a stat per file, not a read), so listing many jobs reads few files.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from part.runs import EvalDir, RunDir
@@ -57,3 +62,47 @@ def _eval_progress(job: dict[str, Any]) -> dict[str, Any]:
     return {"phase": pending[0] if pending and job["state"] == "running" else None,
             "progress": round(len(done) / len(wanted), 4) if wanted else None,
             "epoch": job["spec"].get("epoch"), "latest_metrics": results or None, "attack_seconds": seconds or None}
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _sources(job: dict[str, Any]) -> list[Path]:
+    """The files a job's progress is read from."""
+    out = Path(job["out_dir"]) if job.get("out_dir") else None
+    if out is None:
+        return []
+    return RunDir(out).progress_files() if job["kind"] == "train" else [EvalDir(out).results_path]
+
+
+class ViewCache:
+    """job_view, computed again only when the job's record or its progress files changed."""
+
+    def __init__(self, capacity: int = 4096):
+        self.capacity = capacity
+        self._views: OrderedDict[str, tuple[tuple, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def view(self, job: dict[str, Any]) -> dict[str, Any]:
+        key = (job.get("updated_at"), job.get("state"), job.get("attempts"), job.get("pid"),
+               tuple(_stamp(p) for p in _sources(job)))
+        with self._lock:
+            hit = self._views.get(job["id"])
+            if hit is not None and hit[0] == key:
+                self._views.move_to_end(job["id"])
+                return dict(hit[1])
+        view = job_view(job)
+        with self._lock:
+            self._views[job["id"]] = (key, view)
+            while len(self._views) > self.capacity:
+                self._views.popitem(last=False)
+        return dict(view)
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            self._views.pop(job_id, None)

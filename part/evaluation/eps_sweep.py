@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from fractions import Fraction
 from typing import Callable, Sequence
 
 import torch
@@ -19,6 +18,7 @@ from torch import nn
 
 from part.attacks.registry import ATTACKS, Attack
 from part.evaluation.accuracy import Task, correct_under, fraction
+from part.numbers import parse_number
 
 MAX_POINTS = 32
 SWEEP = re.compile(r"(fgsm|pgd\d*|mma\d*)@(.*)")
@@ -37,14 +37,19 @@ def is_eps_token(text: str) -> bool:
 
 def parse_eps(text: str) -> float:
     if not is_eps_token(text):
-        raise ValueError(f"eps '{text.strip()}' is not a number; accepted: {ACCEPTED}")
+        raise ValueError(f"eps '{_short(text.strip())}' is not a number; accepted: {ACCEPTED}")
     try:
-        value = float(Fraction(text.replace(" ", ""))) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"eps '{text.strip()}' is not a number; accepted: {ACCEPTED}") from None
+        value = float(parse_number(text.replace(" ", "")))  # the config's parser: finite, bounded text
+    except ValueError as err:
+        raise ValueError(f"eps {err}; accepted: {ACCEPTED}") from None
     if not 0 < value <= 1:
-        raise ValueError(f"eps {text.strip()} is outside (0, 1] (a fraction of the pixel range); accepted: {ACCEPTED}")
+        raise ValueError(f"eps {_short(text.strip())} is outside (0, 1] (a fraction of the pixel range); "
+                         f"accepted: {ACCEPTED}")
     return value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse_sweep(name: str) -> tuple[str, int, tuple[float, ...]]:

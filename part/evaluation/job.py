@@ -56,6 +56,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _keep_other(out: EvalDir, header: dict, n: int) -> None:
+    """Refuse to write into a folder that holds another evaluation of this checkpoint: it is never replaced."""
+    other = out.other_evaluation(header)
+    if other is None:
+        return
+    def settings(r: dict) -> str:
+        return f"{r.get('n')} images, seed {r.get('seed', 0)}, {'float32' if r.get('amp', 'off') == 'off' else r['amp']}"
+    own = out.sibling(n=n, seed=header.get("seed", 0), amp=header.get("amp", "off"))
+    raise ValueError(f"{out.path} holds another evaluation of this checkpoint ({settings(other)}); it is kept. "
+                     f"Write this one ({settings(header)}) to a folder of its own, e.g. --out {own.path} "
+                     "(without --out, part eval picks one)")
+
+
 def _previous(out: EvalDir, header: dict) -> dict:
     """Attack results of an earlier evaluation of the same checkpoint, eps, images and seed, else {}.
 
@@ -89,6 +102,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         cam_target: str | None = None) -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
+    OUT (default: RUN/eval/epoch_NNNN, or a sibling such as epoch_NNNN-n10 when that holds an evaluation with
+    other settings) holding another evaluation of the same checkpoint is refused (ValueError), never replaced.
     Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
     for that are among them are not rerun (the evaluation is deterministic) unless `recompute`, and
     result["reused"] names them. `corruption_files`: a folder of CIFAR-10-C / CIFAR-100-C / Tiny-ImageNet-C
@@ -123,12 +138,14 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     dataset = meta["dataset"]
     ds = load_dataset(dataset, "test", data_dir=data_dir or config.get("data_dir") or None, subset=n,
                       image_size=int(config.get("image_size", 0) or 0))
-    out_dir = EvalDir(out) if out is not None else EvalDir.default_for(ckpt_path)
+    out_dir = EvalDir(out) if out is not None else EvalDir.default_for(ckpt_path, n=n, seed=seed, amp=amp)
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
     if corruption_files is not None:
         result["corruption_files"] = str(Path(corruption_files).resolve())
     if amp != "off":
         result["amp"] = amp
+    _keep_other(out_dir, result, n)
+    if amp != "off":
         model = AutocastForward(model, amp, dev)
         surrogate_model = AutocastForward(surrogate_model, amp, dev) if surrogate_model is not None else None
     result["attacks"] = _previous(out_dir, result)

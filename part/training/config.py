@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import typing
 from dataclasses import dataclass, fields
-from fractions import Fraction
 from typing import Any
+
+from part import numbers
 
 CHOICES = {
     "defense": ("at", "trades", "mart"),
@@ -25,8 +25,6 @@ CHOICES = {
     "amp": ("auto", "off", "bf16", "fp16"),
 }
 
-MAX_NUMBER_CHARS = 100
-MAX_INT = 2**63
 
 # Bounds of every number a config accepts (tuples: of each item): generous for real work, and a
 # typo like epochs=1e9 or eps=80 is refused before a process starts.
@@ -38,6 +36,24 @@ RANGES = {
     "beta": (0, 1e6), "momentum": (0, 1), "tau": (0, 1e6), "threshold": (0, 1e6), "lr_gamma": (0, 100),
     "lr_milestones": (0, 100_000), "cam_weights": (0, 1e6),
 }
+# Fields whose lower bound is itself refused: a temperature of 0 makes every soft eps-map flat.
+EXCLUSIVE_LOW = frozenset({"tau"})
+
+
+def range_text(name: str) -> str:
+    """The accepted range of field `name` in words: '> 0 and <= 1000000'."""
+    low, high = RANGES[name]
+    return f"{'>' if name in EXCLUSIVE_LOW else '>='} {low} and <= {high}"
+
+
+def check_range(name: str, value: float, what: str | None = None) -> float:
+    """`value` if it lies in field `name`'s range (RANGES, the one table that the config, the schedules,
+    the job API and the image forms read), else a ValueError naming the range."""
+    low, high = RANGES[name]
+    above = low < value if name in EXCLUSIVE_LOW else low <= value
+    if not (above and value <= high):
+        raise ValueError(f"{what or name} must be {range_text(name)}, got {value}")
+    return value
 
 
 @dataclass
@@ -126,10 +142,10 @@ class TrainConfig:
             raise ValueError(f"cam_weights has {len(self.cam_weights)} values for {len(self.cam_methods)} cam_methods")
         if self.eps > 1:
             raise ValueError(f"eps is a fraction of the pixel range [0,1] (e.g. 8/255), got {self.eps:g}")
-        for key, (low, high) in RANGES.items():
+        for key in RANGES:
             values = getattr(self, key)
             for value in values if isinstance(values, tuple) else (values,):
-                _in_range(key, value, low, high)
+                check_range(key, value)
         if self.eps_low > self.eps:
             raise ValueError(f"eps_low ({self.eps_low:g}) must not exceed eps ({self.eps:g})")
         if new and self.part and self.burn_in_epochs >= self.epochs:  # no epoch would reweight a pixel
@@ -158,43 +174,20 @@ def _one_of(key: str, value: Any, accepted) -> None:
         raise ValueError(f"{key} '{value}' is not accepted; accepted: {', '.join(map(str, accepted))}")
 
 
-def _in_range(key: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ValueError(f"{key} must be >= {low} and <= {high}, got {value}")
-
-
 def _shown(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_number(text: str | float | int, kind: type = float) -> float | int:
-    """A finite number from '0.03', '8/255', '1e-3' or a JSON number; ints must be whole.
+def parse_number(text: str | float | int, kind: type = float, *, field: str | None = None) -> float | int:
+    """A finite number from '0.03', '8/255', '1e-3' or a JSON number; ints must be whole; with `field`,
+    also inside that field's range (check_range).
 
-    The one parser of numbers from people: CLI flags, `--set`, job overrides and API forms."""
-    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
-        raise ValueError(f"expected a number, got {_shown(text)} (accepted: 0.03, 8/255, 1e-3)")
-    value: float | int = text
-    if isinstance(text, str):
-        stripped = text.strip()
-        if len(stripped) > MAX_NUMBER_CHARS:
-            raise ValueError(f"'{stripped[:20]}...' has {len(stripped)} characters; a number has at most "
-                             f"{MAX_NUMBER_CHARS} (accepted: 0.03, 8/255, 1e-3)")
-        try:
-            value = float(Fraction(stripped)) if "/" in stripped else float(stripped)
-        except (ValueError, ZeroDivisionError, OverflowError):
-            raise ValueError(f"'{text}' is not a number (accepted: 0.03, 8/255, 1e-3)") from None
-    if isinstance(value, int):
-        if abs(value) > MAX_INT:
-            raise ValueError(f"{_shown(text)} is too large; numbers are at most {MAX_INT:.3g} in size")
-        return int(value) if kind is int else float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{_shown(text)} is not a finite number (accepted: 0.03, 8/255, 1e-3)")
-    if kind is int:
-        if not value.is_integer() or abs(value) > MAX_INT:
-            raise ValueError(f"{_shown(text)} is not a whole number")
-        return int(value)
-    return float(value)
+    The one parser of numbers from people: CLI flags, `--set`, job overrides, API forms, schedule steps
+    and eps sweeps (part.numbers.parse_number, with the range table on top). Text is at most 100 characters
+    and a value that overflows a float is refused, so every error is a ValueError naming what was given."""
+    value = numbers.parse_number(text, kind)
+    return check_range(field, value) if field is not None else value
 
 
 @functools.lru_cache(maxsize=1)

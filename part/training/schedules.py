@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
+
+import numpy as np
+
+from part.training.config import check_range, parse_number, range_text
 
 SCHEDULED = ("eps", "eps_low", "tau", "threshold")  # TrainConfig fields with a `<name>_schedule`
 GRAMMAR = ("'' or constant; linear:START:END:FROM:TO; cosine:START:END:FROM:TO; "
@@ -52,7 +55,9 @@ class Schedule:
         return self.start + (self.end - self.start) * t
 
     def values(self) -> list[float]:
-        """Every value the schedule can take (its range is spanned by them)."""
+        """Every value the schedule can take (its range is spanned by them); none of its own for 'constant'."""
+        if self.kind == "constant":
+            return []
         return [self.start, self.end] if self.kind in ("linear", "cosine") else [self.start, *(v for _, v in self.steps)]
 
 
@@ -60,13 +65,15 @@ CONSTANT = Schedule("constant")
 
 
 def _number(text: str, spec: str) -> float:
+    """One value of a schedule, read by the config's own number parser (finite, at most 100 characters)."""
     try:
-        value = float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"schedule '{spec}': '{text}' is not a number; accepted: {GRAMMAR}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"schedule '{spec}': '{text}' is not finite; accepted: {GRAMMAR}")
-    return value
+        return float(parse_number(text))
+    except ValueError as err:
+        raise ValueError(f"schedule '{_short(spec)}': {err}; accepted: {GRAMMAR}") from None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _epoch(text: str, spec: str) -> int:
@@ -114,7 +121,12 @@ MAX_CHECKED_EPOCHS = 100_000
 
 
 def check_schedules(cfg) -> None:
-    """Every scheduled value is a valid value of its field, and eps_low never exceeds eps, at every epoch."""
+    """Every scheduled value lies in its field's range (config.RANGES, as the constant fields do), and
+    eps_low never exceeds eps at any epoch.
+
+    The cost is that of the schedules, not of the run: the eps_low <= eps check visits each schedule's
+    breakpoints (O(steps log steps)); only where both are ramps at once (linear or cosine) is the overlap
+    scanned, in one vectorised pass."""
     parsed = {}
     for name in SCHEDULED:
         spec = getattr(cfg, f"{name}_schedule")
@@ -125,17 +137,80 @@ def check_schedules(cfg) -> None:
         except ValueError as err:
             raise ValueError(f"{name}_schedule: {err}") from None
         for v in sched.values():
-            if v < 0 or (name == "eps" and v > 1):
-                accepted = "[0, 1] (a fraction of the pixel range)" if name == "eps" else ">= 0"
-                raise ValueError(f"{name}_schedule '{spec}' reaches {name} = {v:g}; accepted: {accepted}")
+            try:
+                check_range(name, v)
+            except ValueError:
+                raise ValueError(f"{name}_schedule '{_short(spec)}' reaches {name} = {v:g}; accepted: "
+                                 f"{name} {range_text(name)}, as the config's own {name}") from None
     if parsed["eps"].kind == parsed["eps_low"].kind == "constant":
         return  # the config's own eps_low <= eps check covers it
     epochs = int(cfg.epochs) if isinstance(cfg.epochs, int) else 0
-    for epoch in range(1, min(max(epochs, 1), MAX_CHECKED_EPOCHS) + 1):
-        eps, low = parsed["eps"].value(epoch, cfg.eps), parsed["eps_low"].value(epoch, cfg.eps_low)
-        if low > eps + 1e-12:
-            raise ValueError(f"at epoch {epoch} the schedules give eps_low = {low:g} above eps = {eps:g}; "
-                             "eps_low must not exceed eps")
+    last = min(max(epochs, 1), MAX_CHECKED_EPOCHS)
+    worst = _first_violation(parsed["eps"], float(cfg.eps), parsed["eps_low"], float(cfg.eps_low), last)
+    if worst is not None:
+        epoch, eps, low = worst
+        raise ValueError(f"at epoch {epoch} the schedules give eps_low = {low:g} above eps = {eps:g}; "
+                         "eps_low must not exceed eps")
+
+
+def _breakpoints(s: Schedule, last: int) -> set[int]:
+    """Epochs around which `s` changes how it moves: between two consecutive ones (both included) a step
+    schedule is constant and a ramp is constant or monotone."""
+    if s.kind == "step":
+        points = {p for at, _ in s.steps for p in (at - 1, at)}
+    elif s.kind in ("linear", "cosine"):
+        points = {s.first, s.last}
+    else:
+        points = set()
+    return {p for p in points if 1 <= p <= last}
+
+
+def _ramps(s: Schedule, lo: int, hi: int) -> bool:
+    """Does `s` change anywhere on the epochs lo..hi (consecutive breakpoints)?"""
+    return s.kind in ("linear", "cosine") and lo < s.last and hi > s.first
+
+
+def _first_violation(eps: Schedule, eps_c: float, low: Schedule, low_c: float,
+                     last: int) -> tuple[int, float, float] | None:
+    """The first epoch in 1..last where low's value exceeds eps's, with both values, or None.
+
+    Between consecutive breakpoints at most one of them moves, or both are ramps. Where one is constant
+    the difference is monotone: if it ends above eps and starts below, bisection finds where it crosses.
+    Where both ramp, the stretch is scanned (vectorised)."""
+    points = sorted(_breakpoints(eps, last) | _breakpoints(low, last) | {1, last})
+
+    def over(epoch: int) -> bool:
+        return low.value(epoch, low_c) > eps.value(epoch, eps_c) + 1e-12
+
+    def found(epoch: int) -> tuple[int, float, float]:
+        return epoch, eps.value(epoch, eps_c), low.value(epoch, low_c)
+
+    if over(points[0]):
+        return found(points[0])
+    for lo, hi in zip(points, points[1:]):  # over(lo) is False here
+        if hi - lo > 1 and _ramps(eps, lo, hi) and _ramps(low, lo, hi):
+            between = np.arange(lo + 1, hi, dtype=np.int64)
+            flagged = np.nonzero(_vector(low, between, low_c) > _vector(eps, between, eps_c) + 1e-12)[0]
+            for index in flagged:  # confirmed by the scalar value (np.cos and math.cos may differ in the last bit)
+                if over(int(between[index])):
+                    return found(int(between[index]))
+        elif over(hi):  # monotone on lo..hi and crossing: the first epoch above lies in (lo, hi]
+            good, bad = lo, hi
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                good, bad = (good, mid) if over(mid) else (mid, bad)
+            return found(bad)
+        if over(hi):
+            return found(hi)
+    return None
+
+
+def _vector(s: Schedule, epochs: np.ndarray, constant: float) -> np.ndarray:
+    """Schedule.value at many epochs at once (linear and cosine; the others are not scanned)."""
+    t = np.clip((epochs - s.first) / (s.last - s.first), 0.0, 1.0)
+    if s.kind == "cosine":
+        t = (1 - np.cos(np.pi * t)) / 2
+    return s.start + (s.end - s.start) * t
 
 
 def values_at(cfg, epoch: int) -> dict[str, float]:

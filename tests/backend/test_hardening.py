@@ -262,8 +262,8 @@ def test_without_a_token_this_machine_is_served(run_root, client_host):
     app = make_client(run_root).app
     transport = httpx.ASGITransport(app=app, client=(client_host, 40000))
 
-    async def ask():
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+    async def ask():  # under a loopback name: a foreign Host is refused (test_dns_rebinding_...)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as c:
             return await c.get("/api/runs")
 
     import asyncio

@@ -70,6 +70,7 @@ def test_a_new_server_adopts_running_jobs_and_marks_vanished_ones_interrupted(tm
     job_id = old.submit(_fake("import time; time.sleep(60)"))["id"]
     pid = _wait(old, job_id, ("running",))["pid"]
     done_id = old.submit(_fake("print('done')", "other"))["id"]
+    old.stop()  # the old server is gone: its supervisor lock with it
     new = JobSupervisor(settings)  # a restarted server: no Popen handles, only the database
     new.tick()
     assert new.view(job_id)["state"] == "running"

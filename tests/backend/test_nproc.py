@@ -25,7 +25,9 @@ def test_a_train_job_carries_nproc_to_the_command_line(tmp_path, monkeypatch):
     assert built["argv"][-2:] == ["--nproc", "3"] and built["spec"]["nproc"] == 3
     single = job_specs.train_job(job_specs.TrainJobRequest(**TRAIN, name="one"), settings, Registry(settings))
     assert "--nproc" not in single["argv"] and single["spec"]["nproc"] == 1
-    (tmp_path / "ddp" / "config.json").write_text("{}")  # the folder holds the requested config already
+    assert not (tmp_path / "ddp").exists()  # nothing is written until the supervisor accepts the job
+    (tmp_path / "ddp").mkdir()
+    (tmp_path / "ddp" / "config.json").write_text("{}")  # the trainer started: it wrote its config
     assert job_specs.resume_argv({**built, "id": "x"})[-3:] == ["resume", str(tmp_path / "ddp"), "--no-progress"]
 
 

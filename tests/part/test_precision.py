@@ -225,10 +225,13 @@ def test_eval_is_float32_by_default_and_records_amp_when_asked(tmp_path, capsys)
     assert cli.main(base) == 0
     assert "amp" not in json.loads(out_json.read_text())
     capsys.readouterr()
+    float32 = out_json.read_bytes()
     assert cli.main(base + ["--amp", "bf16"]) == 0  # float32 results are not taken for bf16 ones
-    assert "kept" not in capsys.readouterr().out and json.loads(out_json.read_text())["amp"] == "bf16"
-    assert cli.main(base) == 0  # nor the other way round
-    assert "kept" not in capsys.readouterr().out and "amp" not in json.loads(out_json.read_text())
+    bf16_json = run.path / "eval" / "epoch_0001-n8-bf16" / "eval.json"  # nor replaced by them: a folder of its own
+    assert "kept" not in capsys.readouterr().out and json.loads(bf16_json.read_text())["amp"] == "bf16"
+    assert out_json.read_bytes() == float32
+    assert cli.main(base) == 0  # nor the other way round: the float32 evaluation is the one reused
+    assert capsys.readouterr().out.count("kept") == 2 and "amp" not in json.loads(out_json.read_text())
 
 
 # --- `part bench`: float32 against bf16 in one process ------------------------------------------------

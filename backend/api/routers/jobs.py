@@ -7,19 +7,20 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend.services import job_specs
-from backend.api.deps import ServicesDep
+from backend.api.deps import ServicesDep, submit_slot
 from backend.api.errors import ApiError, bad_request
 from backend.services.jobs import TERMINAL
-from backend.api.schemas import JobView
+from backend.api.schemas import JobsPruned, JobView
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JOB_ID = re.compile(r"[0-9a-f]{1,32}")
 HEARTBEAT_S = 15.0
+MAX_PAGE = 1000
 JobId = Annotated[str, Path(description="lowercase hex, as listed by GET /api/jobs",
                             json_schema_extra={"pattern": "^[0-9a-f]{1,32}$"})]
 
@@ -30,7 +31,8 @@ def _id(job_id: JobId) -> str:
     return job_id
 
 
-@router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job")
+@router.post("", response_model=JobView, status_code=201, summary="queue a training or an evaluation job",
+             dependencies=[Depends(submit_slot)])
 def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_examples={
         "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "burn_in_epochs": 1, "subset": 2000}}},
         "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})]):
@@ -38,9 +40,24 @@ def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_e
     return svc.jobs.submit(build(req, svc.settings, svc.registry))
 
 
-@router.get("", response_model=list[JobView], summary="every job, newest first")
-def list_jobs(svc: ServicesDep):
-    return svc.jobs.views()
+@router.get("", response_model=list[JobView], summary="the jobs, newest first, a page at a time",
+            description="`limit` jobs after skipping `offset` (newest first); the X-Total-Count header says "
+                        "how many there are in all.")
+def list_jobs(svc: ServicesDep, response: Response, limit: int = Query(100, ge=1, le=MAX_PAGE),
+              offset: int = Query(0, ge=0, le=10_000_000)):
+    response.headers["X-Total-Count"] = str(sum(svc.jobs.counts().values()))
+    return svc.jobs.views(limit=limit, offset=offset)
+
+
+@router.delete("", response_model=JobsPruned, summary="forget old finished jobs (their runs stay)")
+def prune(svc: ServicesDep,
+          older_than: float = Query(..., ge=0, le=1e10, allow_inf_nan=False,
+                                    description="seconds since the job finished, e.g. 604800 for a week"),
+          state: str = Query(",".join(TERMINAL), max_length=200, pattern=r"^\s*[a-z]+(\s*,\s*[a-z]+)*\s*$",
+                             description=f"finished states, comma-separated: {', '.join(TERMINAL)}")):
+    states = tuple(dict.fromkeys(s.strip() for s in state.split(",") if s.strip()))
+    ids = svc.jobs.prune(states, older_than)
+    return {"deleted": len(ids), "ids": ids}
 
 
 @router.get("/{job_id}", response_model=JobView, summary="state, phase, epoch, progress, ETA, latest metrics")

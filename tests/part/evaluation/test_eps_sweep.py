@@ -28,6 +28,14 @@ def test_bad_sweeps_are_refused_saying_what_is_accepted(bad, says):
     assert says in str(err.value)
 
 
+@pytest.mark.parametrize("bad, says", [("pgd20@" + "1" + "0" * 400 + "/7", "has 403 characters"),
+                                       ("pgd20@" + "9" * 90 + "/3", "outside (0, 1]"), ("pgd20@1/0", "not a number")])
+def test_huge_or_undefined_fractions_are_value_errors(bad, says):
+    with pytest.raises(ValueError, match="accepted") as err:  # the config's number parser, not OverflowError
+        parse_attack(bad)
+    assert says in str(err.value)
+
+
 def test_too_many_points_are_refused():
     with pytest.raises(ValueError, match="limit is 32"):
         eps_sweep.parse_sweep("pgd20@" + ",".join(f"{k / 100:g}" for k in range(1, 40)))

@@ -285,3 +285,30 @@ def test_a_change_is_its_median_with_a_test_whose_direction_is_the_medians():
     assert reports.paired_change([0.1, 0.2], [0.1, 0.2])["p"] == 1.0
     with pytest.raises(ValueError, match="compare the same images"):
         reports.paired_change([0.1], [0.1, 0.2])
+
+
+@needs_fashion
+def test_an_evaluation_with_other_settings_never_replaces_the_stored_one(tmp_path, capsys):
+    from models import create_model
+
+    torch.manual_seed(0)
+    run = RunDir(tmp_path / "run")
+    run.write_config({"dataset": "fashion-mnist", "defense": "at", "part": False, "seed": 0, "eps": 0.1})
+    meta = {"model": "small-cnn", "dataset": "fashion-mnist", "num_classes": 10, "in_channels": 1,
+            "image_size": 28, "classes": [str(i) for i in range(10)]}
+    run.save_checkpoint(1, create_model("small-cnn").state_dict(), run.config(), meta)
+    assert run_cli(["eval", "--run", str(run.path), "--attacks", "clean,fgsm", "--n", "16"], capsys)[0] == 0
+    stored = run.path / "eval" / "epoch_0001" / "eval.json"
+    before = stored.read_bytes()
+    # a quick evaluation of the same checkpoint goes to a folder of its own
+    assert run_cli(["eval", "--run", str(run.path), "--attacks", "clean", "--n", "8"], capsys)[0] == 0
+    quick = json.loads((run.path / "eval" / "epoch_0001-n8" / "eval.json").read_text())
+    assert quick["n"] == 8 and stored.read_bytes() == before
+    # asked to write into the stored one, it refuses and keeps it
+    code, _, err = run_cli(["eval", "--run", str(run.path), "--attacks", "clean", "--n", "8",
+                            "--out", str(stored.parent)], capsys)
+    assert code == 2 and "holds another evaluation of this checkpoint (16 images" in err and "epoch_0001-n8" in err
+    assert stored.read_bytes() == before
+    # readers see the merge: each attack from the evaluation on the most images
+    merged = reports.load_results([run.path])
+    assert len(merged) == 1 and merged[0]["attacks"]["clean"]["n"] == 16 and merged[0]["attacks"]["fgsm"]["n"] == 16

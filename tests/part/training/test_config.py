@@ -36,6 +36,9 @@ def test_overrides_are_typed():
     (["epochs=2"], r"burn_in_epochs \(3\) must be < epochs \(2\) for part=true, or every epoch is the plain AT "
                    r"burn-in; accepted: burn_in_epochs 0..1, or part=false"),
     (["epochs=4", "burn_in_epochs=4"], r"burn_in_epochs \(4\) must be < epochs \(4\)"),
+    (["tau=0"], "tau must be > 0"),  # a temperature of 0 makes every soft eps-map flat
+    (["threshold=-1"], "threshold must be >= 0"),
+    (["eps=" + "1" + "0" * 400 + "/7"], "eps: .* has 403 characters"),
 ])
 def test_bad_values_say_what_is_accepted(pairs, message):
     with pytest.raises(ValueError, match=message):

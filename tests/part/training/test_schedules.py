@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import part.training.trainer as train_mod
 from part.training.config import TrainConfig, parse_overrides, preset
 from part.runs import RunDir
-from part.training.schedules import parse_schedule, scheduled, values_at
+from part.training.schedules import check_schedules, parse_schedule, scheduled, values_at
 from part.training.trainer import train
 from tests.part.training.test_trainer import TIMING, _stop_at, tiny
 
@@ -114,3 +115,93 @@ def test_resume_lands_on_the_schedule_value_of_a_run_that_never_stopped(tmp_path
     assert strip(stopped.metrics()) == strip(straight.metrics())
     assert [r["eps"] for r in stopped.metrics()] == pytest.approx([0.12, 0.11, 0.1])
     assert [r["eps_low"] for r in stopped.metrics()] == pytest.approx([0.1, 0.1, 0.06])
+
+
+# -- issue 23: one parser, one range table, a check that costs what the schedules are worth ---------
+
+HUGE = "1" + "0" * 400 + "/7"
+
+
+@pytest.mark.parametrize("field", ["eps_schedule", "eps_low_schedule", "tau_schedule", "threshold_schedule"])
+def test_an_overflowing_fraction_in_a_schedule_is_a_value_error(field):
+    with pytest.raises(ValueError, match=f"{field}: .*has 403 characters"):
+        preset("fmnist-part", **{field: f"step:0.01:2={HUGE}"})
+    with pytest.raises(ValueError, match=f"{field}: .*not a number"):
+        preset("fmnist-part", **{field: "step:0.01:2=" + "9" * 80 + "/0"})
+
+
+@pytest.mark.parametrize("field, spec, words", [
+    ("tau", "step:5:2=1e300", "reaches tau = 1e+300"), ("tau", "step:5:2=0", "reaches tau = 0"),
+    ("threshold", "cosine:1:2e6:1:3", "reaches threshold = 2e+06"), ("eps_low", "linear:0:1.5:1:2", "reaches eps_low = 1.5"),
+])
+def test_a_schedule_is_bounded_by_its_fields_range(field, spec, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        preset("fmnist-part", **{f"{field}_schedule": spec})
+    with pytest.raises(ValueError, match=field):  # as the field itself is
+        preset("fmnist-part", **{field: float(words.rsplit("= ", 1)[1])})
+
+
+def _brute_force(cfg) -> int | None:
+    """The first epoch where eps_low exceeds eps, visiting every epoch (the check before issue 23)."""
+    eps, low = parse_schedule(cfg.eps_schedule), parse_schedule(cfg.eps_low_schedule)
+    for epoch in range(1, cfg.epochs + 1):
+        if low.value(epoch, cfg.eps_low) > eps.value(epoch, cfg.eps) + 1e-12:
+            return epoch
+    return None
+
+
+def _spec(draw, st) -> str:
+    kind = draw(st.sampled_from(["", "linear", "cosine", "step"]))
+    value = st.sampled_from([0.0, 0.02, 0.05, 0.0875, 0.1, 0.12, 0.2])
+    if kind in ("linear", "cosine"):
+        first = draw(st.integers(1, 40))
+        return f"{kind}:{draw(value)}:{draw(value)}:{first}:{first + draw(st.integers(1, 40))}"
+    if kind == "step":
+        epochs = sorted(draw(st.sets(st.integers(1, 80), min_size=1, max_size=6)))
+        return f"step:{draw(value)}:" + ":".join(f"{e}={draw(value)}" for e in epochs)
+    return kind
+
+
+def test_the_breakpoint_check_finds_what_visiting_every_epoch_finds():
+    from hypothesis import given, settings, strategies as st
+
+    @st.composite
+    def configs(draw):
+        return dict(eps_schedule=_spec(draw, st), eps_low_schedule=_spec(draw, st), epochs=draw(st.integers(1, 90)),
+                    eps=draw(st.sampled_from([0.05, 0.1])), eps_low=draw(st.sampled_from([0.02, 0.05])))
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(configs())
+    def check(fields):
+        cfg = TrainConfig(**fields)
+        expected = _brute_force(cfg)
+        try:
+            check_schedules(cfg)
+            found = None
+        except ValueError as err:
+            found = int(str(err).split("at epoch ", 1)[1].split()[0])
+        assert found == expected, (fields, found, expected)
+
+    check()
+
+
+def test_the_check_visits_breakpoints_not_epochs(monkeypatch):
+    from part.training import schedules
+
+    calls = {"n": 0}
+    value = schedules.Schedule.value
+
+    def counted(self, epoch, constant):
+        calls["n"] += 1
+        return value(self, epoch, constant)
+
+    monkeypatch.setattr(schedules.Schedule, "value", counted)
+    eps = "step:0.1:" + ":".join(f"{e}=0.1" for e in range(2, 462))
+    low = "step:0.05:" + ":".join(f"{e}=0.05" for e in range(2, 462))
+    preset("fmnist-part", epochs=100_000, eps_schedule=eps, eps_low_schedule=low)  # valid: no epoch breaks it
+    assert calls["n"] < 5_000  # every epoch would be 200,000 calls, each scanning 460 steps
+    calls["n"] = 0
+    ramps = dict(eps_schedule="cosine:0.1:0.05:1:100000", eps_low_schedule="linear:0.05:0.06:1:100000")
+    with pytest.raises(ValueError, match="at epoch"):  # two ramps: scanned, vectorised, then confirmed
+        preset("fmnist-part", epochs=100_000, **ramps)
+    assert calls["n"] < 100
