@@ -52,4 +52,7 @@ health = ui.require_backend()
 with st.sidebar:
     st.caption(f"Backend `{ui.api().base_url}` · v{health.get('version')} · {health.get('device')} · "
                f"{ui.runs_count(health)}")
+    if health.get("supervising") is False:  # another server on this checkpoints folder launches the jobs
+        st.caption(f"This backend does not launch jobs: the server with pid {health.get('supervisor_pid') or '?'} "
+                   "supervises this checkpoints folder; jobs queued here start there.")
 page.run()

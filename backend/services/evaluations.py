@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from backend.api.errors import ApiError, bad_request, not_found
 from backend.services import experiments
 from backend.services.registry import Registry
+from backend.services.run_files import checked
 from part.evaluation import reports
 from part.experiments import Experiment, experiment_of
 from part.runs import EvalDir, RunDir, RunFolderError
@@ -66,17 +67,20 @@ class EvalCache:
 _merged = EvalCache()
 
 
-def checkpoint_results(run_id: str, run: RunDir) -> list[dict]:
+def checkpoint_results(run_id: str, run: RunDir) -> tuple[list[dict], list[str]]:
     """The run's evaluations merged per checkpoint (one result per epoch, each attack from its largest
     evaluation, as `part report` merges them), each attack record annotated with its per-class accuracy
-    and a fingerprint of the images it saw; cached until an eval.json of the run changes."""
+    and a fingerprint of the images it saw, and what is wrong with each report left out; cached until an
+    eval.json of the run changes."""
     return _merged.get(run, lambda: _merge(run_id, run))
 
 
-def _merge(run_id: str, run: RunDir) -> list[dict]:
-    found = []
-    for name, report, _problem in run.eval_reports():
+def _merge(run_id: str, run: RunDir) -> tuple[list[dict], list[str]]:
+    found, problems = [], []
+    for name, report, problem in run.eval_reports():
+        report, wrong = checked(report) if report is not None else (None, problem)
         if report is None:
+            problems.append(f"eval/{name}/eval.json is left out: {wrong or 'it cannot be read'}")
             continue
         report = {**report, "attacks": {a: _annotated(rec, report) for a, rec in (report.get("attacks") or {}).items()
                                         if isinstance(rec, dict)}}
@@ -89,7 +93,7 @@ def _merge(run_id: str, run: RunDir) -> list[dict]:
     for r in merged:
         r["run_id"] = run_id
         r["sources"] = sorted({rec["source"] for rec in r["attacks"].values()})
-    return merged
+    return merged, problems
 
 
 def _annotated(rec: dict, report: dict) -> dict:
@@ -141,10 +145,10 @@ def evaluations(registry: Registry, run_ids: list[str], experiment_ids: list[str
             continue
         run = folders[rid] = registry.run(rid)  # 400 / 404 naming the problem
         try:
-            results[rid] = checkpoint_results(rid, run)
+            results[rid], problems_of_run = checkpoint_results(rid, run)
         except (RunFolderError, OSError) as err:
-            results[rid] = []
-            skipped.append({"run": rid, "problem": str(err)})
+            results[rid], problems_of_run = [], [str(err)]
+        skipped += [{"run": rid, "problem": p} for p in problems_of_run]
     chosen = [rid for rid in run_ids if rid in results]
     rows = [_row(r, configs[rid], experiment_of(rid, exps)) for rid in chosen for r in results[rid]]
     attacks = _attack_order({a for row in rows for a in row["attacks"]})
@@ -205,7 +209,7 @@ def _newest(registry: Registry, rid: str, exp: Experiment, results: dict[str, li
     found = results.get(rid)
     if found is None:
         try:
-            found = checkpoint_results(rid, registry.run(rid))
+            found, _ = checkpoint_results(rid, registry.run(rid))
         except (RunFolderError, OSError, ApiError):
             return None
     return {**found[-1], "label": exp.arm_of[rid]} if found else None

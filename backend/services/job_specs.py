@@ -269,7 +269,7 @@ def resume_argv(job: dict[str, Any]) -> list[str]:
 def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dict[str, Any]:
     try:
         from part.cli import COMMANDS
-        from part.evaluation.evaluate import parse_attacks
+        from part.evaluation.evaluate import parse_attack, parse_attacks
     except ImportError:
         raise ApiError(501, "this installation has no evaluation suite (`part eval`)") from None
     if "eval" not in COMMANDS:
@@ -290,6 +290,16 @@ def eval_job(req: EvalJobRequest, settings: Settings, registry: Registry) -> dic
             raise bad_request(f"map_recipe '{req.map_recipe}' is not accepted; accepted: {', '.join(RECIPES)}")
     if req.map_run is not None:
         registry.epoch(req.map_run, req.map_epoch)  # 404/409 unless that run and epoch can be read
+    else:
+        registry.epoch(run_id, req.map_epoch)  # the evaluated run's own maps, at map_epoch
+    from part.evaluation.threat_maps import check_map_settings
+
+    given = {k: getattr(req, k) for k in ("map_run", "map_epoch", "map_recipe", "map_eps", "map_eps_low")}
+    map_config = registry.run(req.map_run).config() if req.map_run is not None else run.config()
+    try:  # the rules `part eval` applies when it runs, applied before the job is accepted
+        check_map_settings(any(parse_attack(a).per_pixel for a in attacks), given, run.config(), map_config)
+    except ValueError as err:
+        raise bad_request(str(err)) from None
     argv = eval_argv(
         run_dir, epoch=epoch, attacks=attacks, n=req.n, out=out,
         device=settings.device if settings.device != "auto" else None,

@@ -14,6 +14,7 @@ from backend.api.errors import bad_request, conflict, not_found
 from backend.services import experiments
 from backend.services.evaluations import EvalCache
 from backend.services.registry import Registry
+from backend.services.run_files import checked
 from part.evaluation import reports
 from part.runs import RunFolderError
 
@@ -35,7 +36,8 @@ def _read(run_id: str, run) -> list[dict]:
     except (RunFolderError, OSError) as err:
         raise conflict(f"run '{run_id}' evaluations cannot be read: {err}") from None
     for name, report, _problem in found:
-        if report is None:
+        report, _wrong = checked(report) if report is not None else (None, None)
+        if report is None:  # a damaged report is left out (GET /api/evaluations says why)
             continue
         indices, labels = report.get("indices") or [], report.get("labels") or []
         for attack, rec in (report.get("attacks") or {}).items():

@@ -25,7 +25,7 @@ from part.devices import resolve_device
 from part.evaluation.evaluate import DEFAULT_ATTACKS, INSIGHT, check_placement, evaluate, parse_attack, parse_attacks
 from part.precision import AutocastForward
 from part.runs import EvalDir, RunDir, load_model
-from part.evaluation.threat_maps import MapSource
+from part.evaluation.threat_maps import MapSource, check_map_settings
 
 FORMAT = "part-eval/1"
 def resolve_checkpoint(checkpoint: str | Path | None = None, run: str | Path | None = None,
@@ -218,11 +218,9 @@ MAP_ONLY = ("map_run", "map_epoch", "map_recipe", "map_eps", "map_eps_low")
 
 def _map_source(names: list[str], run_path: Path | None, meta: dict, map_run, map_epoch, dev, **settings) -> MapSource | None:
     """The eps-map source of the -map attacks: a run's checkpoint and its config (None when none is asked for)."""
-    given = [k for k, v in zip(MAP_ONLY, (map_run, map_epoch, *settings.values())) if v is not None]
+    given = dict(zip(MAP_ONLY, (map_run, map_epoch, *settings.values())))
+    check_map_settings(any(parse_attack(a).per_pixel for a in names), given, {}, None)
     if not any(parse_attack(a).per_pixel for a in names):
-        if given:
-            raise ValueError(f"{', '.join(given)} set the eps-maps of the -map attacks (e.g. pgd20-map, mma-map), "
-                             "and none was asked for")
         return None
     source = map_run if map_run is not None else run_path
     if source is None:

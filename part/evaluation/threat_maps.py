@@ -19,6 +19,37 @@ from part.explain.cam import compute_cam
 from part.explain.eps_maps import MASK_RECIPES, eps_map, mask_stats, recipe_options
 
 
+def map_budgets(config: dict, eps: float | None = None, eps_low: float | None = None) -> tuple[float, float]:
+    """(eps, eps_low) of the maps: the given ones, else the map run's training config's; refused unless
+    0 <= eps_low <= eps <= 1 and eps > 0."""
+    eps = float(config.get("eps", 0.0) if eps is None else eps)
+    eps_low = float(config.get("eps_low", eps) if eps_low is None else eps_low)
+    if not 0 < eps <= 1 or not 0 <= eps_low <= eps:
+        raise ValueError(f"the map budgets must satisfy 0 <= eps_low <= eps <= 1 and eps > 0, got eps = {eps:g}, "
+                         f"eps_low = {eps_low:g}")
+    return eps, eps_low
+
+
+def check_map_settings(per_pixel: bool, given: dict, evaluated: dict, map_config: dict | None) -> None:
+    """What the -map attacks' settings must satisfy before any model loads, so a job is refused when it is
+    submitted as `part eval` refuses it: settings only where a -map attack reads them, maps of the evaluated
+    images' dataset and size, and budgets with eps_low <= eps. `given`: the map_* settings that were set;
+    `evaluated` and `map_config`: the training configs of the evaluated run and the map run."""
+    names = [k for k, v in given.items() if v is not None]
+    if not per_pixel:
+        if names:
+            raise ValueError(f"{', '.join(names)} set the eps-maps of the -map attacks (e.g. pgd20-map, mma-map), "
+                             "and none was asked for")
+        return
+    if map_config is None:
+        return
+    for key, default in (("dataset", None), ("image_size", 0)):
+        if map_config.get(key, default) != evaluated.get(key, default):
+            raise ValueError(f"the map run was trained on {key} {map_config.get(key, default)}, the evaluated model on "
+                             f"{evaluated.get(key, default)}; the maps must fit the evaluated images")
+    map_budgets(map_config, given.get("map_eps"), given.get("map_eps_low"))
+
+
 @dataclass
 class MapSource:
     """Where the eps-maps come from: a model and how its CAMs become budgets."""
@@ -40,11 +71,7 @@ class MapSource:
         """The map model's own training config supplies what is not given."""
         recipe = recipe or config.get("recipe", "paper")
         options = {k: config[k] for k in recipe_options(recipe) if k in config}
-        eps = float(config.get("eps", 0.0) if eps is None else eps)
-        eps_low = float(config.get("eps_low", eps) if eps_low is None else eps_low)
-        if not 0 < eps <= 1 or not 0 <= eps_low <= eps:
-            raise ValueError(f"the map budgets must satisfy 0 <= eps_low <= eps <= 1 and eps > 0, got eps = {eps:g}, "
-                             f"eps_low = {eps_low:g}")
+        eps, eps_low = map_budgets(config, eps, eps_low)
         return cls(model, eps, eps_low, recipe, options, tuple(config.get("cam_methods", ("gradcam",))),
                    tuple(config.get("cam_weights", ())), config.get("cam_target", "label"), dict(describe or {}))
 

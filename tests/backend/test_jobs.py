@@ -195,3 +195,24 @@ def test_eval_progress_counts_map_attacks_stored_under_their_map_run(tmp_path):
     assert view["progress"] == round(2 / 3, 4) and view["phase"] == "mma-map"
     assert view["latest_metrics"] == {"clean": 0.8, "pgd20-map": 0.7}
     assert view["attack_seconds"] == {"clean": 0.25}  # what each finished attack took: the dashboard's ETA
+
+
+@pytest.mark.parametrize("fields, status, says", [
+    ({"attacks": "clean", "map_eps": 0.05}, 422, "none was asked for"),
+    ({"attacks": "pgd2-map", "map_run": "bed-at"}, 422, "trained on dataset fashion-mnist-clutter"),
+    ({"attacks": "pgd2-map", "map_eps": 0.05, "map_eps_low": 0.08}, 422, "0 <= eps_low <= eps"),
+    ({"attacks": "pgd2-map", "map_epoch": 7}, 404, "epoch 7"),
+    ({"attacks": "pgd2-map", "map_run": "part-tiny", "map_eps_low": 0.05}, 201, "part-tiny"),
+])
+def test_eval_map_settings_are_checked_when_the_job_is_submitted(checkpoints, fields, status, says):
+    """The -map attacks' settings are refused before the job is queued, as `part eval` would refuse them."""
+    import json
+    import shutil
+
+    shutil.copytree(checkpoints / "at-tiny", checkpoints / "bed-at")
+    config = json.loads((checkpoints / "bed-at" / "config.json").read_text()) | {"dataset": "fashion-mnist-clutter"}
+    (checkpoints / "bed-at" / "config.json").write_text(json.dumps(config))
+    with make_client(checkpoints) as c:
+        r = c.post("/api/jobs", json={"kind": "eval", "run": "at-tiny", "n": 8, **fields})
+        assert r.status_code == status, r.text
+        assert says in (r.json()["spec"]["map_run"] if status == 201 else r.json()["detail"])

@@ -24,7 +24,8 @@ HUGE = "1" + "0" * 400 + "/7"
 
 
 def _train(name: str, **overrides) -> dict:
-    return {"kind": "train", "preset": "fmnist-part", "name": name, "overrides": {"subset": 128, **overrides}}
+    return {"kind": "train", "preset": "fmnist-part", "name": name,
+            "overrides": {"subset": 128, "burn_in_epochs": 0, **overrides}}
 
 
 # -- 1. a refused submission never touches the disk ---------------------------------------------

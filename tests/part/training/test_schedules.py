@@ -84,7 +84,7 @@ def test_a_job_override_reaches_the_config():
 def test_the_trainer_uses_and_records_each_epochs_value(tmp_path, monkeypatch):
     seen = []
     real = train_mod.eps_map
-    monkeypatch.setattr(train_mod, "eps_map", lambda cams, **kw: seen.append((kw["eps"], kw["eps_low"])) or real(cams, **kw))
+    monkeypatch.setattr(train_mod, "eps_map", lambda *a, **kw: seen.append((kw["eps"], kw["eps_low"])) or real(*a, **kw))
     cfg = tiny(epochs=3, burn_in_epochs=1, eps_low_schedule="linear:0.1:0.05:1:3")
     run = train(cfg, tmp_path / "run")
     rows = run.metrics()
