@@ -287,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("part: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        code = getattr(err, "exit_code", None)  # a trainer stopped at an epoch's end for a time limit: resumable
+        if code is None:
+            raise
+        print(f"part {args.command}: {err}", file=sys.stderr)
+        return code
     return 0
 
 

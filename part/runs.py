@@ -3,6 +3,7 @@
     RUN/config.json              resolved TrainConfig
     RUN/requested_config.json    the config a job asked for, read by its workers (`part train --config`)
     RUN/status.json              state, phase, epoch, batch, progress, ETA (written atomically)
+    RUN/stop_requested           present while the run is asked to stop at its epoch's end (why, as text)
     RUN/metrics.jsonl            one JSON object per finished epoch
     RUN/checkpoints/epoch_NNNN.pt  weights + config + meta, loadable with weights_only=True
     RUN/train_state.pt           optimiser and scheduler of the newest epoch (for resume)
@@ -175,6 +176,20 @@ class RunDir:
             old = {k: v for k, v in old.items() if k not in ("message",)}
         status = {**old, **fields, "updated_at": time.time()}
         write_json(self.path / "status.json", {k: v for k, v in status.items() if v is not None or k == "eta_s"})
+
+    # -- a stop at the next epoch's end (a scheduler's time limit near) --
+    def request_stop(self, reason: str) -> None:
+        write_text(self.path / "stop_requested", reason + "\n")
+
+    def stop_request(self) -> str | None:
+        """Why the run is asked to stop at its epoch's end, or None."""
+        try:
+            return (self.path / "stop_requested").read_text().strip() or "asked to stop"
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def clear_stop(self) -> None:
+        (self.path / "stop_requested").unlink(missing_ok=True)
 
     # -- metrics --
     def metrics(self) -> list[dict[str, Any]]:

@@ -21,12 +21,13 @@ from typing import Any
 from backend.services import job_specs, processes
 from backend.api.errors import conflict, not_found
 from backend.services.job_store import JobStore
+from backend.services.executors.slurm import SlurmExecutor
 from backend.services.progress import job_view
 from backend.settings import Settings
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("completed", "failed", "interrupted", "cancelled")
-RESUMABLE = ("failed", "interrupted", "cancelled")
+ACTIVE = ("queued", "pending", "running")  # pending: submitted to Slurm, waiting there
+TERMINAL = ("completed", "failed", "interrupted", "cancelled", "timeout", "preempted", "node_failure")
+RESUMABLE = ("failed", "interrupted", "cancelled", "timeout", "preempted", "node_failure")
 WRAPPER = '"$@"; rc=$?; echo $rc > "$PART_JOB_RC"; exit $rc'
 CANCEL_GRACE_S = 5.0
 
@@ -40,6 +41,7 @@ class JobSupervisor:
         self._lock = threading.RLock()
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self.slurm = SlurmExecutor(settings, self.store, self._dataset_env)
 
     # -- lifecycle --
     def start(self) -> None:
@@ -66,9 +68,15 @@ class JobSupervisor:
     def tick(self) -> None:
         with self._lock:
             for job in self.store.all(("running",)):
-                self._reap(job)
-            running = len(self.store.all(("running",)))
-            for job in self.store.all(("queued",))[: max(0, self.settings.job_concurrency - running)]:
+                if not _on_slurm(job):
+                    self._reap(job)
+            # Slurm's jobs: submitted at once (Slurm queues them), then one squeue for all
+            slurm = [job for job in self.store.all(ACTIVE) if _on_slurm(job)]
+            self.slurm.submit([job for job in slurm if job["state"] == "queued"])
+            self.slurm.tick([job for job in slurm if job["state"] != "queued"])
+            running = len([job for job in self.store.all(("running",)) if not _on_slurm(job)])
+            queued = [job for job in self.store.all(("queued",)) if not _on_slurm(job)]
+            for job in queued[: max(0, self.settings.job_concurrency - running)]:
                 self._launch(job)
 
     # -- files of a job --
@@ -179,6 +187,9 @@ class JobSupervisor:
                 self.store.update(job_id, expect_state="queued", state="cancelled", message="cancelled before it started",
                                   finished_at=time.time(), updated_at=time.time())
                 return self.view(job_id)
+            if _on_slurm(job) and job["state"] in ("pending", "running"):
+                self.slurm.cancel(job)  # scancel; the next ticks see Slurm's CANCELLED
+                return self._settle(job_id)
             if job["state"] != "running":
                 raise conflict(f"job {job_id} is {job['state']}; only queued or running jobs can be cancelled")
             self.store.update(job_id, cancel_requested=1, updated_at=time.time())
@@ -187,6 +198,14 @@ class JobSupervisor:
             _signal_group(job["pid"], signal.SIGKILL)
             self._wait_group(job, 2.0)
         self.tick()
+        return self.view(job_id)
+
+    def _settle(self, job_id: str, seconds: float = 10.0) -> dict[str, Any]:
+        """The job's view once the scheduler has ended it, or after `seconds`."""
+        deadline = time.time() + seconds
+        while self.get(job_id)["state"] not in TERMINAL and time.time() < deadline:
+            time.sleep(0.5)
+            self.tick()
         return self.view(job_id)
 
     def _wait_group(self, job: dict[str, Any], seconds: float) -> bool:
@@ -210,7 +229,7 @@ class JobSupervisor:
             argv = job_specs.resume_argv(job)
             self.store.update(job_id, expect_state=job["state"], state="queued", argv=argv,
                               attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,
-                              pid_start=None, finished_at=None, message=f"queued to resume (attempt {job['attempts'] + 1})",
+                              pid_start=None, scheduler_id=None, finished_at=None, message=f"queued to resume (attempt {job['attempts'] + 1})",
                               updated_at=time.time())
         self._wake.set()
         return self.view(job_id)
@@ -225,8 +244,7 @@ class JobSupervisor:
             self.rc_path(job_id).unlink(missing_ok=True)
 
     def log(self, job_id: str, tail: int) -> str:
-        self.get(job_id)
-        path = self.log_path(job_id)
+        path = self.slurm.log_path(self.get(job_id)) or self.log_path(job_id)  # a Slurm job's output file
         if not path.exists():
             return ""
         if path.is_symlink() or path.resolve().parent != self.dir.resolve() / "logs":
@@ -234,6 +252,10 @@ class JobSupervisor:
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - tail))
             return f.read().decode(errors="replace")
+
+
+def _on_slurm(job: dict[str, Any]) -> bool:
+    return job["spec"].get("executor") == "slurm"
 
 
 def _signal_group(pid: int | None, sig: int) -> None:

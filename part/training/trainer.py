@@ -36,6 +36,7 @@ from part.precision import Precision, resolve_amp
 from part.devices import resolve_device
 from part.runs import RunDir
 from part.training.status import Status
+from part.training.stopping import StoppedForLimit, StopWatch
 
 
 def _epoch_seed(cfg: TrainConfig, epoch: int) -> int:
@@ -324,9 +325,17 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
     if main:
         run.write_status(precision=trainer.precision.name)
     status.update(start + 1, 0, 1, "starting", force=True)
+    watch = StopWatch(run)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             _fit_epoch(trainer, epoch, probe_inputs, status)
+            if epoch < cfg.epochs and watch.due():  # the epoch's checkpoint is written: resumable from here
+                message = f"stopped after epoch {epoch} as asked ({run.stop_request() or 'SIGUSR1'}); resume with `part resume`"
+                if main:
+                    run.write_status(state="interrupted", message=message)
+                raise StoppedForLimit(message)
+    except StoppedForLimit:
+        raise
     except KeyboardInterrupt:
         if main:
             run.write_status(state="interrupted", message="stopped by the user; resume with `part resume`")
@@ -335,6 +344,8 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
         if main:
             run.write_status(state="failed", message=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        watch.close()
     if main:
         run.write_status(state="completed", phase="done", epoch=cfg.epochs, progress=1.0, eta_s=0)
     return run

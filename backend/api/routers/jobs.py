@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from backend.services import job_specs
+from backend.services import executors, job_specs
 from backend.api.deps import ServicesDep
 from backend.api.errors import ApiError, bad_request
 from backend.services.jobs import TERMINAL
@@ -35,7 +35,10 @@ def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_e
         "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "burn_in_epochs": 1, "subset": 2000}}},
         "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})]):
     build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
-    return svc.jobs.submit(build(req, svc.settings, svc.registry))
+    placement = executors.place(req.executor, req.slurm, getattr(req, "nproc", 1), svc.settings)  # before any write
+    built = build(req, svc.settings, svc.registry)
+    built["spec"].update(placement)
+    return svc.jobs.submit(built)
 
 
 @router.get("", response_model=list[JobView], summary="every job, newest first")
