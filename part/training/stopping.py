@@ -2,7 +2,7 @@
 
 Slurm warns a job before its time limit (`--signal=USR1@120`): SIGUSR1 to this process, or the run's
 stop file (RUN/stop_requested, written by the batch script; seen by every rank on every node of a shared
-disk). After the epoch's checkpoint the trainer stops with StoppedForLimit, and `part` exits with
+disk, and by a trainer still starting, before it could catch a signal). After the epoch's checkpoint the trainer stops with StoppedForLimit, and `part` exits with
 STOPPED_FOR_LIMIT, so the scheduler's side knows the run can be resumed from that epoch.
 """
 
@@ -26,8 +26,6 @@ class StopWatch:
 
     def __init__(self, run: RunDir):
         self.run, self.asked, self._previous = run, False, None
-        if dist.is_main():
-            run.clear_stop()  # a request left by an earlier attempt is not this one's
         if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGUSR1"):
             self._previous = signal.signal(signal.SIGUSR1, self._ask)
 
@@ -37,6 +35,12 @@ class StopWatch:
     def due(self) -> bool:
         local = self.asked or self.run.stop_request() is not None
         return dist.all_reduce_sum([float(local)])[0] > 0  # every rank stops after the same epoch
+
+    def honoured(self) -> None:
+        """The stop is done: its request must not stop the resumed run too."""
+        dist.barrier()  # every rank has read the request
+        if dist.is_main():
+            self.run.clear_stop()
 
     def close(self) -> None:
         if self._previous is not None:

@@ -333,6 +333,7 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
                 message = f"stopped after epoch {epoch} as asked ({run.stop_request() or 'SIGUSR1'}); resume with `part resume`"
                 if main:
                     run.write_status(state="interrupted", message=message)
+                watch.honoured()
                 raise StoppedForLimit(message)
     except StoppedForLimit:
         raise

@@ -114,3 +114,36 @@ def test_jobs_wait_in_slurm_run_with_progress_complete_and_a_cancelled_one_resum
         assert resumed["state"] == "completed" and resumed["attempts"] == 2, resumed
         epochs = [row["epoch"] for row in c.get("/api/runs/slurm-second").json()["metrics"]]
         assert epochs == [1, 2, 3, 4]
+
+
+def test_an_api_restarted_mid_job_finds_it_again_in_slurm(cluster, checkpoints):
+    with make_client(checkpoints, start_jobs=True, **SLURM_SETTINGS) as c:
+        job = _train(c, "slurm-restart", epochs=3)
+        running = _watch(c, job["id"], lambda j: j["state"] == "running")
+    with make_client(checkpoints, start_jobs=True, **SLURM_SETTINGS) as c:  # a new server: only the database
+        again = c.get(f"/api/jobs/{job['id']}").json()
+        assert again["state"] == "running" and again["scheduler_id"] == running["scheduler_id"]
+        done = _watch(c, job["id"], _ended)
+        assert done["state"] == "completed" and done["epoch"] == 3, done
+
+
+def test_a_job_at_its_time_limit_stops_at_an_epoch_end_and_resumes_to_completion(cluster, checkpoints):
+    """Slurm's warning (USR1, 120 s before a 1-minute limit: at its first check, within ~30 s) stops
+    the trainer after an epoch; each resume continues from there until every epoch is done."""
+    epochs, stops = 30, 0  # one batch an epoch: longer than 30 s in all, so the warning comes before the end
+    with make_client(checkpoints, start_jobs=True, **SLURM_SETTINGS) as c:
+        r = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-part", "name": "slurm-limit",
+                                      "overrides": {**TINY, "epochs": epochs, "subset": 64, "eval_n": 16},
+                                      "slurm": {"time_limit": "1"}})
+        job = r.json()
+        for attempt in range(6):
+            ended = _watch(c, job["id"], _ended, timeout=150)
+            if ended["state"] == "completed":
+                break
+            assert ended["state"] == "timeout" and "time limit" in ended["message"], (
+                ended["state"], ended["message"], c.get(f"/api/jobs/{job['id']}/log").text[-3000:])
+            stops += 1
+            assert c.post(f"/api/jobs/{job['id']}/resume").status_code == 200
+        assert ended["state"] == "completed" and stops >= 1, ended
+        assert [row["epoch"] for row in c.get("/api/runs/slurm-limit").json()["metrics"]] == list(range(1, epochs + 1))
+        assert c.get("/api/runs/slurm-limit").json()["status"]["state"] == "completed"

@@ -4,7 +4,8 @@ It picks its cell of SPEC (SLURM_ARRAY_TASK_ID, or the one cell), runs the cell'
 resume line when Slurm restarts a requeued job), and writes the exit code into the cell's rc file, which
 the API reads once Slurm has forgotten the job. Before the time limit Slurm sends SIGUSR1 (--signal=B:USR1@S):
 the program asks the run to stop at its epoch's end (a file in the run folder, seen by every rank on every
-node) and passes the signal on to a lone trainer; the trainer then exits with STOPPED_FOR_LIMIT, and with
+node, and by a trainer still importing torch, which a signal would kill); the trainer then exits with
+STOPPED_FOR_LIMIT, and with
 requeue set the program queues the job again (`scontrol requeue`), to resume from that epoch.
 """
 
@@ -35,10 +36,12 @@ def main(spec_path: str) -> int:
         head = _head_node()
         argv = [a.replace(HEAD_NODE, head) for a in argv]
     alone = argv[0] != "srun"
-    try:
-        os.unlink(cell["rc"])
-    except FileNotFoundError:
-        pass
+    stale = [cell["rc"]] + ([os.path.join(cell["run_dir"], "stop_requested")] if cell.get("run_dir") else [])
+    for path in stale:  # an earlier attempt's exit code and stop request are not this one's
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
     print(f"=== Slurm job {os.environ.get('SLURM_JOB_ID')} on {os.uname().nodename}"
           f"{' (restarted)' if restarted else ''}: {' '.join(argv)}", flush=True)
     child = subprocess.Popen(argv, start_new_session=True)
@@ -51,8 +54,6 @@ def main(spec_path: str) -> int:
             from part.runs import RunDir
 
             RunDir(cell["run_dir"]).request_stop("the Slurm job's time limit is near")
-        if alone:
-            forward(signal.SIGUSR1, None)
 
     def forward(signum, frame):
         try:
