@@ -12,6 +12,7 @@
     RUN/probes/epoch_NNNN.pt     per epoch: probe CAMs, eps-maps, predictions, probabilities
     RUN/eval/NAME/               one evaluation (EvalDir): eval.json, report.md, report.html, AutoAttack's state
     ROOT/shipped.json            beside the run folders: the runs shipped with the studio, in named groups
+    ROOT/.sweeps/NAME.json       a sweep (part.training.sweeps): its grid and the run id of each cell
 
 An evaluation of a bare checkpoint file (no run around it) goes to CKPT_DIR/eval_<checkpoint name>/.
 
@@ -423,6 +424,37 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
 
 # What the paper's tables call a run's method: its defense, plain and pixel-reweighted.
 METHOD_LABELS = {"at": ("AT", "PART"), "trades": ("TRADES", "PART-T"), "mart": ("MART", "PART-M")}
+
+
+def sweep_path(root: str | Path, name: str) -> Path:
+    return Path(root) / ".sweeps" / f"{name}.json"
+
+
+def write_sweep(root: str | Path, record: dict[str, Any]) -> None:
+    path = sweep_path(root, record["name"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+
+
+def read_sweep(root: str | Path, name: str) -> dict[str, Any] | None:
+    """A sweep's record, None if there is none; RunFolderError if it cannot be read as one."""
+    path = sweep_path(root, name)
+    if path.is_symlink():
+        raise RunFolderError(f"{path.name} is a link; a sweep record must be a file of the checkpoints root")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path.name}: not readable JSON ({err})") from None
+    if not (isinstance(data, dict) and isinstance(data.get("cells"), list)):
+        raise RunFolderError(f"{path.name} holds {_kind(data)}; expected a sweep record with its cells")
+    return data
+
+
+def sweep_names(root: str | Path) -> list[str]:
+    folder = Path(root) / ".sweeps"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
 def method_label(defense: str | None, part: bool) -> str:

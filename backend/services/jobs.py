@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from backend.services import job_specs, processes
+from backend.services import executors, job_specs, processes
 from backend.api.errors import conflict, not_found
 from backend.services.job_store import JobStore
 from backend.services.executors.slurm import SlurmExecutor
@@ -168,6 +168,11 @@ class JobSupervisor:
         self._wake.set()
         return self.view(job["id"])
 
+    def submit_all(self, built: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several jobs at once (a sweep's cells): no tick sees some of them without the others."""
+        with self._lock:
+            return [self.submit(job) for job in built]
+
     def get(self, job_id: str) -> dict[str, Any]:
         job = self.store.get(job_id)
         if job is None:
@@ -220,14 +225,16 @@ class JobSupervisor:
             time.sleep(0.05)
         return False
 
-    def resume(self, job_id: str) -> dict[str, Any]:
+    def resume(self, job_id: str, slurm: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Queue the job again; `slurm` (a Slurm job's options, e.g. a longer time_limit) replaces the old ones."""
         with self._lock:
             job = self.get(job_id)
             if job["state"] not in RESUMABLE:
                 raise conflict(f"job {job_id} is {job['state']}; only {', '.join(RESUMABLE)} jobs can be resumed")
             job_specs.check_name_free(job["run_id"], self.store.all(ACTIVE))
             argv = job_specs.resume_argv(job)
-            self.store.update(job_id, expect_state=job["state"], state="queued", argv=argv,
+            spec = executors.respec(job["spec"], slurm)
+            self.store.update(job_id, expect_state=job["state"], state="queued", argv=argv, spec=spec,
                               attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,
                               pid_start=None, scheduler_id=None, finished_at=None, message=f"queued to resume (attempt {job['attempts'] + 1})",
                               updated_at=time.time())

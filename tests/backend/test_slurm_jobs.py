@@ -4,6 +4,7 @@ Each job asks for both CPUs of the one node, so a second job waits in Slurm's qu
 Resources) while the first runs. Skipped, with the reason, where Slurm cannot be installed.
 """
 
+import json
 import os
 import subprocess
 import time
@@ -129,21 +130,48 @@ def test_an_api_restarted_mid_job_finds_it_again_in_slurm(cluster, checkpoints):
 
 def test_a_job_at_its_time_limit_stops_at_an_epoch_end_and_resumes_to_completion(cluster, checkpoints):
     """Slurm's warning (USR1, 120 s before a 1-minute limit: at its first check, within ~30 s) stops
-    the trainer after an epoch; each resume continues from there until every epoch is done."""
-    epochs, stops = 30, 0  # one batch an epoch: longer than 30 s in all, so the warning comes before the end
+    the trainer after an epoch; resumed with more time, it continues from there to the last epoch."""
+    epochs = 20  # one batch an epoch, but longer than 30 s in all: the warning comes before the end
     with make_client(checkpoints, start_jobs=True, **SLURM_SETTINGS) as c:
         r = c.post("/api/jobs", json={"kind": "train", "preset": "fmnist-part", "name": "slurm-limit",
                                       "overrides": {**TINY, "epochs": epochs, "subset": 64, "eval_n": 16},
                                       "slurm": {"time_limit": "1"}})
         job = r.json()
-        for attempt in range(6):
-            ended = _watch(c, job["id"], _ended, timeout=150)
-            if ended["state"] == "completed":
-                break
-            assert ended["state"] == "timeout" and "time limit" in ended["message"], (
-                ended["state"], ended["message"], c.get(f"/api/jobs/{job['id']}/log").text[-3000:])
-            stops += 1
-            assert c.post(f"/api/jobs/{job['id']}/resume").status_code == 200
-        assert ended["state"] == "completed" and stops >= 1, ended
+        stopped = _watch(c, job["id"], _ended, timeout=150)
+        assert stopped["state"] == "timeout" and "time limit" in stopped["message"], (
+            stopped["state"], stopped["message"], c.get(f"/api/jobs/{job['id']}/log").text[-3000:])
+        assert 1 <= stopped["epoch"] < epochs and "time limit is near" in c.get("/api/runs/slurm-limit").json()["status"]["message"]
+        bad = c.post(f"/api/jobs/{job['id']}/resume", json={"slurm": {"time_limit": "forever"}})
+        assert bad.status_code == 422 and "accepted: MM" in bad.json()["detail"]
+        again = c.post(f"/api/jobs/{job['id']}/resume", json={"slurm": {"time_limit": "30"}}).json()  # more time
+        assert again["spec"]["slurm"]["time_limit"] == "30" and again["spec"]["slurm"]["nodes"] == 1
+        ended = _watch(c, job["id"], _ended, timeout=150)
+        assert ended["state"] == "completed", ended
         assert [row["epoch"] for row in c.get("/api/runs/slurm-limit").json()["metrics"]] == list(range(1, epochs + 1))
         assert c.get("/api/runs/slurm-limit").json()["status"]["state"] == "completed"
+
+
+def test_a_sweep_on_slurm_is_one_job_array_of_ordinary_runs(cluster, checkpoints):
+    from part.experiments import experiment_key
+    from part.runs import RunDir
+
+    grid = {"recipe": ["paper", "shuffled"], "seed": [0, 1]}
+    overrides = {**TINY, "epochs": 1, "burn_in_epochs": 0}
+    with make_client(checkpoints, start_jobs=True, **{**SLURM_SETTINGS, "slurm_cpus_per_task": 1}) as c:
+        r = c.post("/api/sweeps", json={"preset": "fmnist-part", "name": "grid", "grid": grid, "overrides": overrides,
+                                        "parallel": 2})
+        assert r.status_code == 201, r.text
+        sweep = r.json()
+        ids = [cell["job"]["id"] for cell in sweep["cells"]]
+        assert [cell["run_id"] for cell in sweep["cells"]] == [
+            "grid.recipe-paper.seed-0", "grid.recipe-paper.seed-1", "grid.recipe-shuffled.seed-0",
+            "grid.recipe-shuffled.seed-1"]
+        done = [_watch(c, job_id, _ended, timeout=200) for job_id in ids]
+        assert [j["state"] for j in done] == ["completed"] * 4, [(j["state"], j["message"]) for j in done]
+        array = {j["scheduler_id"].split("_")[0] for j in done}
+        assert len(array) == 1 and sorted(j["scheduler_id"].split("_")[1] for j in done) == ["0", "1", "2", "3"]
+        assert c.get("/api/sweeps").json() == ["grid"]
+        cells = c.get("/api/sweeps/grid").json()["cells"]
+        assert [cell["job"]["state"] for cell in cells] == ["completed"] * 4
+    keys = {json.dumps(experiment_key(RunDir(checkpoints / cell["run_id"]).config()), sort_keys=True) for cell in cells}
+    assert len(keys) == 1  # recipe and seed are what a comparison is about: one experiment

@@ -63,8 +63,9 @@ def cancel(svc: ServicesDep, job_id: JobId):
 
 
 @router.post("/{job_id}/resume", response_model=JobView, summary="queue an interrupted, failed or cancelled job again")
-def resume(svc: ServicesDep, job_id: JobId):
-    return svc.jobs.resume(_id(job_id))
+def resume(svc: ServicesDep, job_id: JobId, body: Annotated[executors.ResumeRequest | None, Body()] = None):
+    options = body.slurm.model_dump(exclude_unset=True) if body and body.slurm else None  # only what it names
+    return svc.jobs.resume(_id(job_id), options)
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, summary="forget a finished job (its run stays)")

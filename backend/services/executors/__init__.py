@@ -66,6 +66,23 @@ def place(executor: str | None, options: SlurmOptions | None, nproc: int, settin
     return {"executor": "slurm", "slurm": chosen}
 
 
+def respec(spec: dict[str, Any], options: dict[str, Any] | None) -> dict[str, Any]:
+    """A job's spec with some of its Slurm options replaced (a resume with more time, another partition)."""
+    if not options:
+        return spec
+    if spec.get("executor") != "slurm":
+        raise bad_request("`slurm` options resume only a Slurm job; this job runs locally")
+    if options.get("partition") and slurm.partitions() and options["partition"] not in slurm.partitions():
+        raise bad_request(f"partition '{options['partition']}' is not one of this cluster's; "
+                          f"accepted: {', '.join(slurm.partitions())}")
+    return {**spec, "slurm": {**spec["slurm"], **options}}
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slurm: SlurmOptions | None = Field(None, description="a Slurm job's new options, e.g. {\"time_limit\": \"08:00:00\"}")
+
+
 def catalogue(settings: Settings) -> dict[str, Any]:
     """What GET /api/options says about executors: which are available, the default, Slurm's defaults."""
     why = slurm.unavailable()
