@@ -186,15 +186,16 @@ class JobSupervisor:
         return [job_view(job) for job in reversed(self.store.all())]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if _on_slurm(job) and job["state"] in ("pending", "running"):
+            self.slurm.cancel(job)  # scancel; the next ticks see Slurm's CANCELLED
+            return self._settle(job_id)
         with self._lock:
             job = self.get(job_id)
             if job["state"] == "queued":
                 self.store.update(job_id, expect_state="queued", state="cancelled", message="cancelled before it started",
                                   finished_at=time.time(), updated_at=time.time())
                 return self.view(job_id)
-            if _on_slurm(job) and job["state"] in ("pending", "running"):
-                self.slurm.cancel(job)  # scancel; the next ticks see Slurm's CANCELLED
-                return self._settle(job_id)
             if job["state"] != "running":
                 raise conflict(f"job {job_id} is {job['state']}; only queued or running jobs can be cancelled")
             self.store.update(job_id, cancel_requested=1, updated_at=time.time())

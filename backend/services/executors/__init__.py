@@ -7,9 +7,8 @@ both before anything is written, so a bad partition or time limit is a 422 that 
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from typing import Annotated
+import shlex
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -57,6 +56,10 @@ def place(executor: str | None, options: SlurmOptions | None, nproc: int, settin
     why = slurm.unavailable()
     if why:
         raise bad_request(f"executor 'slurm' is not available on this server: {why}; accepted: local")
+    try:
+        shlex.split(settings.slurm_extra)
+    except ValueError as err:
+        raise bad_request(f"the server's PART_SLURM_EXTRA is not a command line ({err}); fix the setting") from None
     if nproc > 1:
         raise bad_request("with executor 'slurm' the processes are slurm.nodes x slurm.gpus_per_node; leave nproc at 1")
     chosen = slurm.resolve(options.model_dump() if options else {}, settings)
