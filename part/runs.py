@@ -10,6 +10,7 @@
     RUN/mask_cache.pt            the newest training-set CAM cache (PART with mask_every > 0)
     RUN/probes/inputs.pt         the fixed probe test images
     RUN/probes/epoch_NNNN.pt     per epoch: probe CAMs, eps-maps, predictions, probabilities
+    RUN/tensorboard/             TensorBoard event files: per-epoch scalars, probe CAMs and eps-maps
     RUN/eval/NAME/               one evaluation (EvalDir): eval.json, report.md, report.html, AutoAttack's state
     ROOT/shipped.json            beside the run folders: the runs shipped with the studio, in named groups
     ROOT/.sweeps/NAME.json       a sweep (part.training.sweeps): its grid and the run id of each cell
@@ -288,6 +289,10 @@ class RunDir:
         if not (len(x) == len(y) == len(index)):
             raise RunFolderError(f"{name}: x, y and index hold {len(x)}, {len(y)} and {len(index)} images")
         return data
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
 
     def probes_path(self, epoch: int) -> Path:
         return self.path / "probes" / f"epoch_{epoch:04d}.pt"

@@ -37,6 +37,7 @@ from part.devices import resolve_device
 from part.runs import RunDir
 from part.training.status import Status
 from part.training.stopping import StoppedForLimit, StopWatch
+from part.training.tensorboard import EventWriter, epoch_values
 
 
 def _epoch_seed(cfg: TrainConfig, epoch: int) -> int:
@@ -83,6 +84,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         self.defense = get_defense(cfg.defense)
         self.mask_cache: CamCache | None = None
+        self.board: EventWriter | None = None  # the run's TensorBoard events, on the writing rank
         self.values = values_at(cfg, 1)  # eps, eps_low, tau, threshold of the epoch being trained (schedules)
         self.eval_eps = DATASETS[cfg.dataset].default_eps
         self.meta = {"model": cfg.model, "dataset": cfg.dataset, "num_classes": ds.num_classes,
@@ -282,11 +284,14 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict | None, status: 
               f"{row['test_clean_acc']:.2%}, {row['eval_attack']} {row['test_pgd_acc']:.2%} "
               f"({epoch_s:.1f} s + eval {row['eval_s']:.1f} s)", flush=True)
     if dist.is_main():  # the weights are the same on every rank; one writer
-        run.save_probes(epoch, trainer.probe(probe_inputs))
+        probes = trainer.probe(probe_inputs)
+        run.save_probes(epoch, probes)
         run.append_metrics(row)
         run.save_checkpoint(epoch, trainer.model.state_dict(), cfg.to_dict(), trainer.meta)
         run.save_train_state({"epoch": epoch, "optimizer": trainer.optimizer.state_dict(),
                               "scheduler": trainer.scheduler.state_dict(), "scaler": trainer.precision.state()})
+        if trainer.board is not None:
+            trainer.board.add(epoch, epoch_values(row, probes, trainer.values["eps"]))
     return row
 
 
@@ -324,6 +329,7 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
     status = Status(run, cfg.epochs, start, enabled=main)
     if main:
         run.write_status(precision=trainer.precision.name)
+        trainer.board = EventWriter(run.tensorboard_dir)
     status.update(start + 1, 0, 1, "starting", force=True)
     watch = StopWatch(run)
     try:
