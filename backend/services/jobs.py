@@ -250,6 +250,7 @@ class JobSupervisor:
             self.store.delete(job_id)
             self.log_path(job_id).unlink(missing_ok=True)
             self.rc_path(job_id).unlink(missing_ok=True)
+            self.slurm.forget(job)
 
     def log(self, job_id: str, tail: int) -> str:
         path = self.slurm.log_path(self.get(job_id)) or self.log_path(job_id)  # a Slurm job's output file

@@ -175,3 +175,15 @@ def test_a_sweep_on_slurm_is_one_job_array_of_ordinary_runs(cluster, checkpoints
         assert [cell["job"]["state"] for cell in cells] == ["completed"] * 4
     keys = {json.dumps(experiment_key(RunDir(checkpoints / cell["run_id"]).config()), sort_keys=True) for cell in cells}
     assert len(keys) == 1  # recipe and seed are what a comparison is about: one experiment
+
+
+def test_an_evaluation_job_runs_on_slurm_and_a_deleted_job_takes_its_slurm_log(cluster, checkpoints):
+    with make_client(checkpoints, start_jobs=True, **SLURM_SETTINGS) as c:
+        r = c.post("/api/jobs", json={"kind": "eval", "run": "part-tiny", "attacks": "clean,pgd1", "n": 16,
+                                      "slurm": {"time_limit": "00:10:00"}})
+        assert r.status_code == 201, r.text
+        done = _watch(c, r.json()["id"], _ended)
+        assert done["state"] == "completed" and set(done["latest_metrics"]) == {"clean", "pgd1"}, done
+        log = checkpoints / ".jobs" / "logs" / f"slurm-{done['scheduler_id']}.log"
+        assert log.exists() and "part.cli eval" in c.get(f"/api/jobs/{done['id']}/log").text
+        assert c.delete(f"/api/jobs/{done['id']}").status_code == 204 and not log.exists()

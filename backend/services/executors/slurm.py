@@ -263,6 +263,13 @@ class SlurmExecutor:
         if job["kind"] == "train" and state not in ("completed", "failed"):
             _mark_run(Path(job["out_dir"]), "cancelled" if state == "cancelled" else "interrupted", message)
 
+    def forget(self, job: dict[str, Any]) -> None:
+        """A deleted job's files: its latest Slurm log and its exit code."""
+        log = self.log_path(job)
+        if log is not None:
+            log.unlink(missing_ok=True)
+        self.rc_path(job["id"]).unlink(missing_ok=True)
+
     def cancel(self, job: dict[str, Any]) -> None:
         self.store.update(job["id"], cancel_requested=1, updated_at=time.time())
         if job.get("scheduler_id"):
