@@ -17,7 +17,7 @@ from backend.api.deps import ModelSlots, Services, require_token
 from backend.services.jobs import JobSupervisor
 from backend.api.limits import BodyLimit
 from backend.services.registry import Registry
-from backend.api.routers import datasets, evaluations, exports, images, jobs, options, runs, theory
+from backend.api.routers import datasets, evaluations, exports, images, jobs, options, runs, sweeps, theory
 from backend.api.schemas import Health
 from backend.settings import Settings, load_settings
 from part.training.distributed import max_nproc
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, *, start_jobs: bool = True) -> 
 
     guarded = [Depends(require_token)]
     for router in (runs.router, datasets.router, images.router, jobs.router, theory.router, evaluations.router,
-                   exports.router, options.router):
+                   exports.router, options.router, sweeps.router):
         app.include_router(router, dependencies=guarded)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)

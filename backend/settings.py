@@ -20,6 +20,15 @@
                             ones (localhost, 127.0.0.1, ::1), and in the Origin of requests that change
                             something; "*" accepts any Host. Without PART_TOKEN the Host is always checked
                             (a DNS-rebinding page cannot reach the API); with a token only when this is set
+    PART_EXECUTOR           local | slurm: where a job runs unless its request says (default local)
+    PART_SLURM_PARTITION, PART_SLURM_ACCOUNT, PART_SLURM_QOS, PART_SLURM_TIME_LIMIT (e.g. 04:00:00),
+    PART_SLURM_GPUS_PER_NODE, PART_SLURM_CPUS_PER_TASK, PART_SLURM_MEM (e.g. 32G):
+                            the sbatch defaults of a Slurm job (empty or 0: the cluster's own)
+    PART_SLURM_EXTRA        more sbatch options, split like a command line (never run by a shell)
+    PART_SLURM_DIR          the shared folder for job scripts and exit codes (default <checkpoints>/.jobs/slurm);
+                            logs go beside the local jobs' logs, so the checkpoints must be shared too
+    PART_SLURM_SIGNAL_S     seconds before the time limit that a job is asked to stop at its epoch's end (120)
+    PART_SLURM_REQUEUE      a job stopped by its time limit or preempted queues itself again (default false)
 """
 
 from __future__ import annotations
@@ -68,6 +77,18 @@ class Settings(BaseSettings):
     job_poll_s: float = Field(0.5, gt=0)  # how often the job supervisor looks at processes and the queue
     submit_concurrency: int = Field(2, ge=1)
     allowed_hosts: str = Field("", max_length=4096)
+    executor: Literal["local", "slurm"] = "local"
+    slurm_partition: str = ""
+    slurm_account: str = ""
+    slurm_qos: str = ""
+    slurm_time_limit: str = ""
+    slurm_gpus_per_node: int = Field(0, ge=0)
+    slurm_cpus_per_task: int = Field(0, ge=0)
+    slurm_mem: str = ""
+    slurm_extra: str = ""
+    slurm_dir: Path | None = None
+    slurm_signal_s: int = Field(120, ge=0)
+    slurm_requeue: bool = False
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -161,5 +182,5 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ValueError(_message(err, from_env)) from None
     finally:
         _ENVIRONMENT.reset(token)
-    folders = {k: getattr(settings, k).resolve() for k in ("checkpoints", "data_dir") if getattr(settings, k)}
+    folders = {k: getattr(settings, k).resolve() for k in ("checkpoints", "data_dir", "slurm_dir") if getattr(settings, k)}
     return settings.model_copy(update=folders)

@@ -135,8 +135,11 @@ class PartApi:
     def job_log(self, job_id: str, tail: int = 4000) -> str:
         return self._request("GET", f"/api/jobs/{job_id}/log", params={"tail": tail}).text
 
-    def submit_train(self, preset: str, overrides: dict[str, Any], name: str | None = None, nproc: int = 1) -> dict:
-        body = {"kind": "train", "preset": preset, "overrides": overrides, "name": name or None, "nproc": nproc}
+    def submit_train(self, preset: str, overrides: dict[str, Any], name: str | None = None, nproc: int = 1,
+                     placement: dict[str, Any] | None = None) -> dict:
+        """placement: {"executor": "slurm", "slurm": {...}} to run elsewhere than the server's default."""
+        body = {"kind": "train", "preset": preset, "overrides": overrides, "name": name or None, "nproc": nproc,
+                **(placement or {})}
         return self._json("POST", "/api/jobs", json=body, timeout=SLOW_S)
 
     def submit_eval(self, run: str, epoch: int | None, attacks: str, n: int, **options: Any) -> dict:

@@ -39,6 +39,11 @@ def recipes() -> dict[str, dict[str, Any]]:
     return options()["recipes"]
 
 
+def executors() -> dict[str, Any]:
+    """Where jobs may run: {"default": ..., "local": {...}, "slurm": {"available", "partitions", "defaults"}}."""
+    return options().get("executors") or {"default": "local", "local": {"available": True}}
+
+
 def models() -> list[str]:
     return [m["name"] for m in options()["models"]]
 

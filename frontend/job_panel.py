@@ -10,11 +10,12 @@ import streamlit as st
 from frontend import charts, ui
 from frontend.catalogue import as_255
 
-ACTIVE = ("queued", "running")
-RESUMABLE = ("failed", "interrupted", "cancelled")
+ACTIVE = ("queued", "pending", "running")  # pending: waiting in Slurm's queue
+RESUMABLE = ("failed", "interrupted", "cancelled", "timeout", "preempted", "node_failure")
 REFRESH_S = 2.0
 BADGE = {"queued": "gray", "running": "blue", "completed": "green", "failed": "red", "interrupted": "orange",
-         "cancelled": "violet"}
+         "cancelled": "violet", "pending": "gray", "timeout": "orange", "preempted": "orange",
+         "node_failure": "red"}
 WATCH = "watch-job"
 
 
@@ -221,10 +222,13 @@ def panel(job_id: str) -> dict:
     spec = job.get("spec") or {}
     what = spec.get("preset") if job["kind"] == "train" else \
         f"epoch {spec.get('epoch')}: {', '.join(spec.get('attacks', []))}"
-    st.markdown(f"#### {badge(job['state'])} {job['kind']} job `{job_id}` · run `{job['run_id']}` · {what}")
+    where = f" · Slurm job `{job['scheduler_id']}`" if job.get("scheduler_id") else ""
+    st.markdown(f"#### {badge(job['state'])} {job['kind']} job `{job_id}` · run `{job['run_id']}` · {what}{where}")
     progress = eval_status(job)["progress"] if job["kind"] == "eval" else \
         (1.0 if job["state"] == "completed" else float(job.get("progress") or 0.0))
     st.progress(min(max(progress, 0.0), 1.0), text=f"{100 * progress:.0f}% · {progress_text(job)}")
+    if job.get("message") and job["state"] == "pending":
+        st.info(job["message"])  # Slurm's reason: Resources, Priority, ...
     if job.get("message") and job["state"] not in ACTIVE:
         (st.success if job["state"] == "completed" else st.warning)(job["message"])
     latest = job.get("latest_metrics") or {}

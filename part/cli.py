@@ -1,4 +1,4 @@
-"""The `part` command: train, resume, cam, bench, eval, report, serve, presets."""
+"""The `part` command: train, resume, sweep, cam, bench, eval, report, serve, presets."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--nproc", type=int, help="processes (default: as the run was trained)")
+
+    w = sub.add_parser("sweep", help="train a grid over config fields, one run folder per cell (again: resumes it)")
+    w.add_argument("--preset", required=True, choices=list(PRESETS), metavar="NAME", help="one of: " + ", ".join(PRESETS))
+    w.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2,...",
+                   help="a swept field and its values, e.g. recipe=paper,shuffled (repeat for a grid)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a field every cell shares")
+    w.add_argument("--name", required=True, help="the sweep's name; its cells are NAME.FIELD-VALUE...")
+    w.add_argument("--no-progress", action="store_true")
 
     c = sub.add_parser("cam", help="write a jet CAM overlay of an image")
     c.add_argument("--checkpoint", required=True)
@@ -179,6 +187,34 @@ def _relaunch(nproc: int, device: str, argv: list[str]) -> None:
     dist.exec_torchrun(nproc, argv)
 
 
+def _sweep(args) -> None:
+    """The cells one after another in this process; a cell already completed is kept, a stopped one resumed."""
+    from part.runs import RunDir, read_sweep, write_sweep
+    from part.training.sweeps import parse_grid, plan
+    from part.training.config import TrainConfig
+    from part.training.trainer import train
+
+    root = checkpoints_root()
+    record = plan(args.name, args.preset, parse_overrides(args.set), parse_grid(args.grid))
+    old = read_sweep(root, args.name)
+    if old is not None and [c["run_id"] for c in old["cells"]] != [c["run_id"] for c in record["cells"]]:
+        raise FileExistsError(f"sweep '{args.name}' exists with other cells ({root / '.sweeps'}); choose another --name")
+    write_sweep(root, record)
+    for i, cell in enumerate(record["cells"], 1):
+        run = RunDir(root / cell["run_id"])
+        state = run.status().get("state") if run.exists() else None
+        print(f"cell {i}/{len(record['cells'])} {cell['run_id']}: {state or 'new'}", flush=True)
+        if state == "completed":
+            continue
+        if run.exists():
+            train(None, run.path, resume=True, progress=not args.no_progress)
+        else:
+            train(TrainConfig.from_dict(cell["config"]), run.path, progress=not args.no_progress)
+    if record["experiment_fields"]:
+        print(f"note: {', '.join(record['experiment_fields'])} define the experiment; the cells are compared "
+              "only inside each of its values", flush=True)
+
+
 def _cam(args) -> None:
     import torch
 
@@ -288,7 +324,7 @@ def _presets(args) -> None:
         print(f"{name:24s} " + " ".join(f"{k}={v}" for k, v in values.items()))
 
 
-COMMANDS = {"train": _train, "resume": _resume, "cam": _cam, "bench": _bench, "eval": _eval, "report": _report, "serve": _serve, "presets": _presets}
+COMMANDS = {"train": _train, "resume": _resume, "sweep": _sweep, "cam": _cam, "bench": _bench, "eval": _eval, "report": _report, "serve": _serve, "presets": _presets}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("part: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        code = getattr(err, "exit_code", None)  # a trainer stopped at an epoch's end for a time limit: resumable
+        if code is None:
+            raise
+        print(f"part {args.command}: {err}", file=sys.stderr)
+        return code
     return 0
 
 

@@ -1,7 +1,7 @@
 """The `part` command lines that other processes run, one builder per command.
 
 The CLI's torchrun relaunch, the backend's job runner and scripts/reproduce.py all build their
-`part train`, `part resume` and `part eval` lines here. A training config crosses the process
+`part train`, `part resume` and `part eval` lines here, and the torchrun line that spreads one over nodes. A training config crosses the process
 boundary once, as a file (`--config FILE`, a resolved TrainConfig as JSON), never as `--set` text.
 """
 
@@ -51,3 +51,11 @@ def eval_argv(run_dir: str | Path, *, attacks: str | list[str], n: int | None = 
     flags = {"--run": run_dir, "--no-progress": not progress, "--epoch": epoch, "--attacks": attacks, "--n": n,
              **{"--" + name.replace("_", "-"): value for name, value in options.items()}, "--out": out}
     return [*part, "eval", *_flags(flags)]
+
+
+def torchrun_argv(argv: list[str], *, nnodes: int, nproc_per_node: int, rdzv_endpoint: str, rdzv_id: str) -> list[str]:
+    """`torchrun` running `part ARGV` (argv after `part`) on each of nnodes nodes, which meet at the c10d
+    rendezvous on rdzv_endpoint (HOST:PORT of the first node) and agree on the ranks."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes), "--nproc-per-node",
+            str(nproc_per_node), "--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint, "--rdzv-id", rdzv_id,
+            "-m", "part.cli", *argv]

@@ -3,14 +3,17 @@
     RUN/config.json              resolved TrainConfig
     RUN/requested_config.json    the config a job asked for, read by its workers (`part train --config`)
     RUN/status.json              state, phase, epoch, batch, progress, ETA (written atomically)
+    RUN/stop_requested           present while the run is asked to stop at its epoch's end (why, as text)
     RUN/metrics.jsonl            one JSON object per finished epoch
     RUN/checkpoints/epoch_NNNN.pt  weights + config + meta, loadable with weights_only=True
     RUN/train_state.pt           optimiser and scheduler of the newest epoch (for resume)
     RUN/mask_cache.pt            the newest training-set CAM cache (PART with mask_every > 0)
     RUN/probes/inputs.pt         the fixed probe test images
     RUN/probes/epoch_NNNN.pt     per epoch: probe CAMs, eps-maps, predictions, probabilities
+    RUN/tensorboard/             TensorBoard event files: per-epoch scalars, probe CAMs and eps-maps
     RUN/eval/NAME/               one evaluation (EvalDir): eval.json, report.md, report.html, AutoAttack's state
     ROOT/shipped.json            beside the run folders: the runs shipped with the studio, in named groups
+    ROOT/.sweeps/NAME.json       a sweep (part.training.sweeps): its grid and the run id of each cell
 
 An evaluation of a bare checkpoint file (no run around it) goes to CKPT_DIR/eval_<checkpoint name>/.
 One folder holds one evaluation (one checkpoint, images, seed and precision; its attacks are added as
@@ -185,6 +188,20 @@ class RunDir:
         status = {**old, **fields, "updated_at": time.time()}
         write_json(self.path / "status.json", {k: v for k, v in status.items() if v is not None or k == "eta_s"})
 
+    # -- a stop at the next epoch's end (a scheduler's time limit near) --
+    def request_stop(self, reason: str) -> None:
+        write_text(self.path / "stop_requested", reason + "\n")
+
+    def stop_request(self) -> str | None:
+        """Why the run is asked to stop at its epoch's end, or None."""
+        try:
+            return (self.path / "stop_requested").read_text().strip() or "asked to stop"
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def clear_stop(self) -> None:
+        (self.path / "stop_requested").unlink(missing_ok=True)
+
     # -- metrics --
     def metrics(self) -> list[dict[str, Any]]:
         """One object per finished epoch, each with a whole-number `epoch`."""
@@ -281,6 +298,10 @@ class RunDir:
         if not (len(x) == len(y) == len(index)):
             raise RunFolderError(f"{name}: x, y and index hold {len(x)}, {len(y)} and {len(index)} images")
         return data
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
 
     def probes_path(self, epoch: int) -> Path:
         return self.path / "probes" / f"epoch_{epoch:04d}.pt"
@@ -457,6 +478,37 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
 
 # What the paper's tables call a run's method: its defense, plain and pixel-reweighted.
 METHOD_LABELS = {"at": ("AT", "PART"), "trades": ("TRADES", "PART-T"), "mart": ("MART", "PART-M")}
+
+
+def sweep_path(root: str | Path, name: str) -> Path:
+    return Path(root) / ".sweeps" / f"{name}.json"
+
+
+def write_sweep(root: str | Path, record: dict[str, Any]) -> None:
+    path = sweep_path(root, record["name"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+
+
+def read_sweep(root: str | Path, name: str) -> dict[str, Any] | None:
+    """A sweep's record, None if there is none; RunFolderError if it cannot be read as one."""
+    path = sweep_path(root, name)
+    if path.is_symlink():
+        raise RunFolderError(f"{path.name} is a link; a sweep record must be a file of the checkpoints root")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path.name}: not readable JSON ({err})") from None
+    if not (isinstance(data, dict) and isinstance(data.get("cells"), list)):
+        raise RunFolderError(f"{path.name} holds {_kind(data)}; expected a sweep record with its cells")
+    return data
+
+
+def sweep_names(root: str | Path) -> list[str]:
+    folder = Path(root) / ".sweeps"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
 def method_label(defense: str | None, part: bool) -> str:

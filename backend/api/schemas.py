@@ -331,6 +331,8 @@ class JobView(BaseModel):
     finished_at: float | None
     updated_at: float | None
     pid: int | None
+    executor: str = Field("local", description="local (the API's own processes) or slurm")
+    scheduler_id: str | None = Field(None, description="the Slurm job id (ARRAYID_TASK for a sweep's cell)")
     phase: str | None
     epoch: int | None
     epochs: int | None

@@ -80,7 +80,7 @@ def _merge(run_id: str, run: RunDir) -> tuple[list[dict], list[str]]:
     for name, report, problem in run.eval_reports():
         report, wrong = checked(report) if report is not None else (None, problem)
         if report is None:
-            problems.append(f"eval/{name}/eval.json is left out: {wrong or 'it cannot be read'}")
+            problems.append(f"eval/{name}/{EvalDir.RESULTS} is left out: {wrong or 'it cannot be read'}")
             continue
         report = {**report, "attacks": {a: _annotated(rec, report) for a, rec in (report.get("attacks") or {}).items()
                                         if isinstance(rec, dict)}}

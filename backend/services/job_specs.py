@@ -23,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       create_model, model_validator)
 
 from backend.api.errors import ApiError, bad_request, conflict
+from backend.services.executors import Placement
 from backend.services.registry import RUN_ID, Registry, check_run_id
 from backend.settings import Settings
 from part.runs import EvalDir, RunDir
@@ -100,7 +101,7 @@ def _known_preset(name: str) -> str:
 Preset = Annotated[str, AfterValidator(_known_preset), WithJsonSchema({"type": "string", "enum": list(PRESETS)})]
 
 
-class TrainJobRequest(BaseModel):
+class TrainJobRequest(Placement):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["train"]
     preset: Preset = Field(description="a training preset (see `part presets`), e.g. fmnist-part")
@@ -116,7 +117,7 @@ class TrainJobRequest(BaseModel):
 
 
 
-class EvalJobRequest(BaseModel):
+class EvalJobRequest(Placement):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["eval"]
     run: str = Field(description="run id to evaluate")

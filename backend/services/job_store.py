@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 COLUMNS = ("id", "kind", "state", "run_id", "spec", "argv", "out_dir", "pid", "pid_start", "cancel_requested",
-           "attempts", "exit_code", "message", "created_at", "started_at", "finished_at", "updated_at")
+           "attempts", "exit_code", "message", "created_at", "started_at", "finished_at", "updated_at", "scheduler_id")
 JSON_COLUMNS = ("spec", "argv")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -23,8 +23,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     spec TEXT NOT NULL, argv TEXT NOT NULL, out_dir TEXT, pid INTEGER, pid_start INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 1,
     exit_code INTEGER, message TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
-    updated_at REAL)
+    updated_at REAL, scheduler_id TEXT)
 """
+ADDED = {"scheduler_id": "TEXT"}  # columns newer than some databases: added on open
 
 
 class JobStore:
@@ -37,6 +38,10 @@ class JobStore:
             db.execute(SCHEMA)
             db.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)")
             db.execute("CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at, id)")
+            have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)

@@ -25,15 +25,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from backend.services import job_specs, processes
+from backend.services import executors, job_specs, processes
 from backend.api.errors import bad_request, conflict, not_found
 from backend.services.job_store import JobStore
+from backend.services.executors.slurm import SlurmExecutor
 from backend.services.progress import ViewCache
 from backend.settings import Settings
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("completed", "failed", "interrupted", "cancelled")
-RESUMABLE = ("failed", "interrupted", "cancelled")
+ACTIVE = ("queued", "pending", "running")  # pending: submitted to Slurm, waiting there
+TERMINAL = ("completed", "failed", "interrupted", "cancelled", "timeout", "preempted", "node_failure")
+RESUMABLE = ("failed", "interrupted", "cancelled", "timeout", "preempted", "node_failure")
 # The exit code is written whole or not at all (a temporary file renamed over RC), like every record.
 WRAPPER = '"$@"; rc=$?; echo $rc > "$PART_JOB_RC.tmp" && mv -f "$PART_JOB_RC.tmp" "$PART_JOB_RC"; exit $rc'
 CANCEL_GRACE_S = 5.0
@@ -50,6 +51,7 @@ class JobSupervisor:
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._views = ViewCache()
+        self.slurm = SlurmExecutor(settings, self.store, self._dataset_env)
 
     # -- the one supervisor of the folder --
     @property
@@ -123,12 +125,18 @@ class JobSupervisor:
             if not self._acquire():
                 return  # another server supervises this folder
             for job in self.store.all(("running",)):
-                self._reap(job)
-            running = self.store.all(("running",))
+                if not _on_slurm(job):
+                    self._reap(job)
+            # Slurm's jobs: submitted at once (Slurm queues them), then one squeue for all
+            slurm = [job for job in self.store.all(ACTIVE) if _on_slurm(job)]
+            self.slurm.submit([job for job in slurm if job["state"] == "queued"])
+            self.slurm.tick([job for job in slurm if job["state"] != "queued"])
+            running = [job for job in self.store.all(("running",)) if not _on_slurm(job)]
             for job in running:
                 if job["cancel_requested"]:  # asked through another server on the folder
                     _signal_group(job["pid"], signal.SIGTERM)
-            for job in self.store.all(("queued",))[: max(0, self.settings.job_concurrency - len(running))]:
+            queued = [job for job in self.store.all(("queued",)) if not _on_slurm(job)]
+            for job in queued[: max(0, self.settings.job_concurrency - len(running))]:
                 self._launch(job)
 
     # -- files of a job --
@@ -240,6 +248,11 @@ class JobSupervisor:
         self._wake.set()
         return self.view(job["id"])
 
+    def submit_all(self, built: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several jobs at once (a sweep's cells): no tick sees some of them without the others."""
+        with self._lock:
+            return [self.submit(job) for job in built]
+
     def get(self, job_id: str) -> dict[str, Any]:
         job = self.store.get(job_id)
         if job is None:
@@ -257,6 +270,10 @@ class JobSupervisor:
         return self.store.counts()
 
     def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if _on_slurm(job) and job["state"] in ("pending", "running"):
+            self.slurm.cancel(job)  # scancel; the next ticks see Slurm's CANCELLED
+            return self._settle(job_id)
         with self._lock:
             job = self.get(job_id)
             if job["state"] == "queued" and self.store.update(
@@ -278,6 +295,14 @@ class JobSupervisor:
                 time.sleep(0.05)
         return self.view(job_id)
 
+    def _settle(self, job_id: str, seconds: float = 10.0) -> dict[str, Any]:
+        """The job's view once the scheduler has ended it, or after `seconds`."""
+        deadline = time.time() + seconds
+        while self.get(job_id)["state"] not in TERMINAL and time.time() < deadline:
+            time.sleep(0.5)
+            self.tick()
+        return self.view(job_id)
+
     def _wait_group(self, job: dict[str, Any], seconds: float) -> bool:
         """Wait until the job's whole process group has exited; False if some member outlived `seconds`."""
         deadline = time.time() + seconds
@@ -290,7 +315,8 @@ class JobSupervisor:
             time.sleep(0.05)
         return False
 
-    def resume(self, job_id: str) -> dict[str, Any]:
+    def resume(self, job_id: str, slurm: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Queue the job again; `slurm` (a Slurm job's options, e.g. a longer time_limit) replaces the old ones."""
         with self.store.transaction() as db:  # serialised with submissions, here and on other servers
             job = self.get(job_id)
             if job["state"] not in RESUMABLE:
@@ -298,9 +324,10 @@ class JobSupervisor:
             job_specs.check_name_free(job["run_id"], self.store.on_run(job["run_id"], "train", db))
             job_specs.check_eval_folder_free(job, self.store.on_run(job["run_id"], "eval", db))
             argv = job_specs.resume_argv(job)
-            if not self.store.update(job_id, expect_state=job["state"], db=db, state="queued", argv=argv,
+            spec = executors.respec(job["spec"], slurm)
+            if not self.store.update(job_id, expect_state=job["state"], db=db, state="queued", argv=argv, spec=spec,
                                      attempts=job["attempts"] + 1, cancel_requested=0, exit_code=None, pid=None,
-                                     pid_start=None, finished_at=None, updated_at=time.time(),
+                                     pid_start=None, scheduler_id=None, finished_at=None, updated_at=time.time(),
                                      message=f"queued to resume (attempt {job['attempts'] + 1})"):
                 raise conflict(f"job {job_id} changed while it was resumed; look at it again (GET /api/jobs/{job_id})")
         self._wake.set()
@@ -313,6 +340,7 @@ class JobSupervisor:
                 state = self.get(job_id)["state"] if job["state"] not in ACTIVE else job["state"]
                 raise conflict(f"job {job_id} is {state}; cancel it first (POST /api/jobs/{job_id}/cancel)")
             self._forget_files(job_id)
+            self.slurm.forget(job)
 
     def prune(self, states: tuple[str, ...], older_than_s: float) -> list[str]:
         """Forget the finished jobs in `states` that finished more than `older_than_s` seconds ago (their
@@ -334,8 +362,7 @@ class JobSupervisor:
         self._views.forget(job_id)
 
     def log(self, job_id: str, tail: int) -> str:
-        self.get(job_id)
-        path = self.log_path(job_id)
+        path = self.slurm.log_path(self.get(job_id)) or self.log_path(job_id)  # a Slurm job's output file
         if not path.exists():
             return ""
         if path.is_symlink() or path.resolve().parent != self.dir.resolve() / "logs":
@@ -343,6 +370,10 @@ class JobSupervisor:
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - tail))
             return f.read().decode(errors="replace")
+
+
+def _on_slurm(job: dict[str, Any]) -> bool:
+    return job["spec"].get("executor") == "slurm"
 
 
 def _signal_group(pid: int | None, sig: int) -> None:

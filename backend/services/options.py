@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import models
+from backend.services import executors
 from backend.settings import Settings
 from part.explain.attention import ATTENTION_METHODS
 from part.explain.cam import METHODS, NATIVE_METHODS
@@ -75,6 +76,7 @@ def catalogue(settings: Settings) -> dict[str, Any]:
                     "default": list(DEFAULT_ATTACKS), "accepted": ACCEPTED},
         "cam_colours": colour_stops(),
         "featured": featured_pair(settings.checkpoints),
+        "executors": executors.catalogue(settings),
         "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_upload_pixels": settings.max_upload_pixels,
                    "job_concurrency": settings.job_concurrency, "model_concurrency": settings.model_concurrency},
     }

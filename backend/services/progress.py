@@ -16,11 +16,12 @@ from typing import Any
 from part.runs import EvalDir, RunDir
 
 SHOWN = ("id", "kind", "state", "run_id", "spec", "attempts", "exit_code", "message", "created_at",
-         "started_at", "finished_at", "updated_at", "pid")
+         "started_at", "finished_at", "updated_at", "pid", "scheduler_id")
 
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     view = {k: job.get(k) for k in SHOWN}
+    view["executor"] = job["spec"].get("executor") or "local"
     view.update(phase=None, epoch=None, epochs=None, progress=None, eta_s=None, latest_metrics=None, attack_seconds=None)
     try:
         view.update(_train_progress(job) if job["kind"] == "train" else _eval_progress(job))

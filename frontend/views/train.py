@@ -94,9 +94,32 @@ def schedule_inputs(v: dict, k: str) -> dict[str, str]:
             for col, (key, (label, example)) in zip(cols, SCHEDULES.items())}
 
 
+def placement_inputs() -> dict | None:
+    """Where the job runs, when the backend can submit to Slurm: local, or Slurm with its allocation."""
+    executors = catalogue.executors()
+    slurm = executors.get("slurm") or {}
+    if not slurm.get("available"):
+        return None
+    with st.expander("Where it runs", expanded=executors.get("default") == "slurm"):
+        c1, c2, c3, c4, c5 = st.columns(5)
+        where = c1.radio("Executor", ["local", "slurm"], index=["local", "slurm"].index(executors.get("default", "local")),
+                         key="tr-executor", help="local: a process of the backend; slurm: sbatch on its cluster")
+        if where == "local":
+            return {"executor": "local"}
+        defaults, partitions = slurm.get("defaults") or {}, slurm.get("partitions") or []
+        partition = c2.selectbox("Partition", partitions, key="tr-partition",
+                                 index=partitions.index(defaults["partition"]) if defaults.get("partition") in partitions else 0)
+        nodes = c3.number_input("Nodes", 1, 1024, int(defaults.get("nodes") or 1), key="tr-nodes")
+        gpus = c4.number_input("GPUs per node", 0, 64, int(defaults.get("gpus_per_node") or 0), key="tr-gpus")
+        limit = c5.text_input("Time limit", defaults.get("time_limit") or "", key="tr-time", placeholder="04:00:00",
+                              help="MM, HH:MM:SS or D-HH:MM:SS; empty: the partition's")
+    return {"executor": "slurm", "slurm": {"partition": partition, "nodes": int(nodes), "gpus_per_node": int(gpus),
+                                           "time_limit": limit.strip() or None}}
+
+
 def launch(preset: str, overrides: dict, name: str, nproc: int) -> None:
     with ui.shown_errors():
-        job = ui.api().submit_train(preset, overrides, name or None, nproc)
+        job = ui.api().submit_train(preset, overrides, name or None, nproc, st.session_state.get("tr-placement"))
         st.session_state[job_panel.WATCH] = job["id"]
         st.toast(f"Queued training job {job['id']} for run {job['run_id']}", icon=":material/rocket_launch:")
 
@@ -110,6 +133,7 @@ def new_run(health: dict) -> None:
     cpu = health.get("device", "cpu") == "cpu"
     scale = c2.radio("Size", list(SCALES), index=0 if cpu else 1, format_func=SCALES.get, horizontal=True,
                      key="tr-scale", help=f"The backend runs on {health.get('device')}")
+    st.session_state["tr-placement"] = placement_inputs()
     submitted = train_form(preset, scale, ui.datasets(ui.api_url()), int(health.get("max_nproc") or 1))
     if submitted is not None:
         launch(preset, *submitted)

@@ -36,6 +36,8 @@ from part.precision import Precision, resolve_amp
 from part.devices import resolve_device
 from part.runs import RunDir
 from part.training.status import Status
+from part.training.stopping import StoppedForLimit, StopWatch
+from part.training.tensorboard import EventWriter, epoch_values
 
 
 def _epoch_seed(cfg: TrainConfig, epoch: int) -> int:
@@ -85,6 +87,7 @@ class Trainer:
         self.oracle = cfg.recipe in MASK_RECIPES  # the budget follows each sample's exact object mask, not a CAM
         if self.oracle and cfg.part:
             self.object_masks(self.train_set, torch.arange(min(1, len(self.train_set))))  # refused now, not after burn-in
+        self.board: EventWriter | None = None  # the run's TensorBoard events, on the writing rank
         self.values = values_at(cfg, 1)  # eps, eps_low, tau, threshold of the epoch being trained (schedules)
         self.eval_eps = DATASETS[cfg.dataset].default_eps
         self.meta = {"model": cfg.model, "dataset": cfg.dataset, "num_classes": ds.num_classes,
@@ -300,11 +303,14 @@ def _fit_epoch(trainer: Trainer, epoch: int, probe_inputs: dict | None, status: 
               f"{row['test_clean_acc']:.2%}, {row['eval_attack']} {row['test_pgd_acc']:.2%} "
               f"({epoch_s:.1f} s + eval {row['eval_s']:.1f} s)", flush=True)
     if dist.is_main():  # the weights are the same on every rank; one writer
-        run.save_probes(epoch, trainer.probe(probe_inputs))
+        probes = trainer.probe(probe_inputs)
+        run.save_probes(epoch, probes)
         run.append_metrics(row)
         run.save_checkpoint(epoch, trainer.model.state_dict(), cfg.to_dict(), trainer.meta)
         run.save_train_state({"epoch": epoch, "optimizer": trainer.optimizer.state_dict(),
                               "scheduler": trainer.scheduler.state_dict(), "scaler": trainer.precision.state()})
+        if trainer.board is not None:
+            trainer.board.add(epoch, epoch_values(row, probes, trainer.values["eps"]))
     return row
 
 
@@ -342,10 +348,20 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
     status = Status(run, cfg.epochs, start, enabled=main)
     if main:
         run.write_status(precision=trainer.precision.name)
+        trainer.board = EventWriter(run.tensorboard_dir)
     status.update(start + 1, 0, 1, "starting", force=True)
+    watch = StopWatch(run)
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             _fit_epoch(trainer, epoch, probe_inputs, status)
+            if epoch < cfg.epochs and watch.due():  # the epoch's checkpoint is written: resumable from here
+                message = f"stopped after epoch {epoch} as asked ({run.stop_request() or 'SIGUSR1'}); resume with `part resume`"
+                if main:
+                    run.write_status(state="interrupted", message=message)
+                watch.honoured()
+                raise StoppedForLimit(message)
+    except StoppedForLimit:
+        raise
     except KeyboardInterrupt:
         if main:
             run.write_status(state="interrupted", message="stopped by the user; resume with `part resume`")
@@ -354,6 +370,8 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
         if main:
             run.write_status(state="failed", message=f"{type(err).__name__}: {err}")
         raise
+    finally:
+        watch.close()
     if main:
         run.write_status(state="completed", phase="done", epoch=cfg.epochs, progress=1.0, eta_s=0)
     return run

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from backend.services import job_specs
+from backend.services import executors, job_specs
 from backend.api.deps import ServicesDep, submit_slot
 from backend.api.errors import ApiError, bad_request
 from backend.services.jobs import TERMINAL
@@ -37,7 +37,10 @@ def submit(svc: ServicesDep, req: Annotated[job_specs.JobRequest, Body(openapi_e
         "train": {"value": {"kind": "train", "preset": "fmnist-part", "overrides": {"epochs": 2, "burn_in_epochs": 1, "subset": 2000}}},
         "eval": {"value": {"kind": "eval", "run": "fmnist-part-demo", "attacks": "clean,pgd20", "n": 500}}})]):
     build = job_specs.train_job if isinstance(req, job_specs.TrainJobRequest) else job_specs.eval_job
-    return svc.jobs.submit(build(req, svc.settings, svc.registry))
+    placement = executors.place(req.executor, req.slurm, getattr(req, "nproc", 1), svc.settings)  # before any write
+    built = build(req, svc.settings, svc.registry)
+    built["spec"].update(placement)
+    return svc.jobs.submit(built)
 
 
 @router.get("", response_model=list[JobView], summary="the jobs, newest first, a page at a time",
@@ -77,8 +80,9 @@ def cancel(svc: ServicesDep, job_id: JobId):
 
 
 @router.post("/{job_id}/resume", response_model=JobView, summary="queue an interrupted, failed or cancelled job again")
-def resume(svc: ServicesDep, job_id: JobId):
-    return svc.jobs.resume(_id(job_id))
+def resume(svc: ServicesDep, job_id: JobId, body: Annotated[executors.ResumeRequest | None, Body()] = None):
+    options = body.slurm.model_dump(exclude_unset=True) if body and body.slurm else None  # only what it names
+    return svc.jobs.resume(_id(job_id), options)
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, summary="forget a finished job (its run stays)")
