@@ -270,7 +270,8 @@ def _eval(args) -> None:
             shown = " ".join(f"{100 * a:.1f}%" for a in rec["accuracies"])
         if rec.get("kind") == "placement":  # five budgets, one accuracy each (part.evaluation.placement)
             shown = f"{100 * rec['cases']['part_like']['accuracy']:.2f}%"
-        base, _, map_run = name.partition("@") if not rec.get("sweep") else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
+        mapped = not rec.get("sweep") and rec.get("kind") != "placement"  # placement@0.05: an eps_low, not a map run
+        base, _, map_run = name.partition("@") if mapped else (name, "", "")  # pgd20-map@RUN: RUN's maps; this call made the current map run's
         ran_now = (base in {a.name for a in parse_attacks(args.attacks)} and name not in result["reused"]
                    and map_run in ("", _map_run_name(args)))
         kept = "" if ran_now else ", kept from an earlier run"

@@ -1,4 +1,5 @@
-"""Robustness evaluation in one call: clean, FGSM, PGD-K, MMA-K, AutoAttack, corruptions, checks.
+"""Robustness evaluation in one call: clean, FGSM, PGD-K, MMA-K, AutoAttack, corruptions, checks, and the
+placement of the budget on and off the object (part.evaluation.placement).
 
 The protocol of Table 1 of Zhang et al., "Improving Accuracy-robustness Trade-off via Pixel
 Reweighted Adversarial Training", ICML 2024: natural accuracy, PGD-20 (Madry et al., ICLR 2018;
@@ -180,7 +181,8 @@ def evaluate(model: nn.Module, data, attacks: str | Sequence[str] = DEFAULT_ATTA
     (part.evaluation.corruption_files), read instead of corrupting the test images.
     map_source: where pgd<K>-map and mma<K>-map take each image's eps-map from (part.evaluation.threat_maps).
     cam: the run's CAM settings for alignment and faithfulness (its training config will do; default gradcam
-    of the true label, part.evaluation.faithfulness.cam_settings).
+    of the true label, part.evaluation.faithfulness.cam_settings); its eps_low / eps also sets placement's eps_low
+    (default 7/8 of eps). placement and the oracle maps take the object masks the dataset gives, or its record's rule.
     Result: {"eps", "n", "seconds", "attacks": {name: {"accuracy", "n", "seconds", "correct", "params", ...}}}.
     """
     specs = parse_attacks(attacks)

@@ -113,9 +113,9 @@ class Trainer:
         """The budgets from importance maps [B,H,W]: CAMs, or the object masks under the oracle recipe."""
         cfg = self.cfg
         options = {k: self.values.get(k, getattr(cfg, k)) for k in recipe_options(cfg.recipe)}
-        maps = dict(cam=None, object_mask=cams) if self.oracle else dict(cam=cams)
-        return eps_map(**maps, eps=self.values["eps"], eps_low=self.values["eps_low"], recipe=cfg.recipe,
-                       channels=self.train_set.in_channels, **options)
+        return eps_map(None if self.oracle else cams, eps=self.values["eps"], eps_low=self.values["eps_low"],
+                       recipe=cfg.recipe, channels=self.train_set.in_channels,
+                       object_mask=cams if self.oracle else None, **options)
 
     def object_masks(self, dataset, idx: torch.Tensor) -> torch.Tensor:
         """[B,H,W] float 0/1: the exact object masks of samples idx, the oracle recipe's importance maps."""

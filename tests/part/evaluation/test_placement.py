@@ -131,7 +131,7 @@ def test_part_eval_placement_on_the_testbed_lands_in_eval_json_and_report_md(tmp
     assert main(["eval", "--run", str(CLUTTER_AT), "--attacks", "placement,placement@0", "--n", "6", "--out", str(out),
                  "--device", "cpu", "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "object_only" in printed and "vs part_like, McNemar p" in printed
+    assert "object_only" in printed and "vs part_like, McNemar p" in printed and "kept from an earlier run" not in printed
     result = json.loads((out / "eval.json").read_text())
     rec, zero = result["attacks"]["placement"], result["attacks"]["placement@0"]
     assert rec["kind"] == "placement" and rec["eps"] == 0.1 and rec["eps_low"] == pytest.approx(0.0875)  # the run's
