@@ -29,7 +29,7 @@ from part.runs import EvalDir, RunDir
 from tests.frontend.servers import free_port, shirt_png
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("fmnist-part-s0", "fmnist-at-s0")
+SHIPPED = ("fmnist-part-s0", "fmnist-at-s0", "fmnist-clutter-at-s0")  # the runs the README's commands name
 N = "16"  # test images of every `part eval`
 TINY = {"subset": "64", "eval_n": "16", "attack_steps": "1", "eval_steps": "1", "probe_count": "2", "batch_size": "32"}
 QUICK = "runs/quick"  # the README trains it, then resumes it and reads its epoch-2 checkpoint

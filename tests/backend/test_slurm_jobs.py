@@ -128,6 +128,7 @@ def test_an_api_restarted_mid_job_finds_it_again_in_slurm(cluster, checkpoints):
         assert done["state"] == "completed" and done["epoch"] == 3, done
 
 
+@pytest.mark.slow  # waits on Slurm's time-limit check (about every 30 s): on a fast machine the run may end first
 def test_a_job_at_its_time_limit_stops_at_an_epoch_end_and_resumes_to_completion(cluster, checkpoints):
     """Slurm's warning (USR1, 120 s before a 1-minute limit: at its first check, within ~30 s) stops
     the trainer after an epoch; resumed with more time, it continues from there to the last epoch."""
