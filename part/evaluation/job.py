@@ -17,13 +17,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import torch
 
 from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset
 from part.runs import method_label
 from part.devices import resolve_device
 from part.evaluation.evaluate import DEFAULT_ATTACKS, evaluate, parse_attack, parse_attacks
-from part.precision import AutocastForward
+from part.attacks import attack_view
+from part.precision import AutocastForward, Precision, resolve_amp
 from part.runs import EvalDir, RunDir, load_model
 from part.evaluation.threat_maps import MapSource
 
@@ -74,6 +76,8 @@ def _previous(out: EvalDir, header: dict) -> dict:
         return {}
     if old.get("amp", "off") != header.get("amp", "off"):  # results from before the field are float32
         return {}
+    if old.get("attack_path", "plain") != header.get("attack_path", "plain"):  # --fast against the model itself
+        return {}
     kept = dict(old.get("attacks", {}))
     if old.get("surrogate") != header["surrogate"]:
         kept.pop("checks", None)
@@ -90,7 +94,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         corruption_files: str | Path | None = None, map_run: str | Path | None = None,
                         map_epoch: int | None = None, map_recipe: str | None = None, map_eps: float | None = None,
                         map_eps_low: float | None = None,
-                        callback: ProgressCallback | None = None, amp: str = "off") -> tuple[dict, dict[str, Path]]:
+                        callback: ProgressCallback | None = None, amp: str = "off",
+                        fast: bool = False, attack_path: str = "auto") -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
     Results in OUT/eval.json for the same checkpoint, eps, images and seed are kept; the attacks asked
@@ -101,8 +106,15 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     run) at `map_epoch` (default: its newest), with its recipe, eps and eps_low unless `map_recipe`,
     `map_eps`, `map_eps_low` say otherwise; they are stored as '<attack>@<map run>' (e.g.
     'pgd20-map@fmnist-part-s0'), so one model evaluated with several runs' maps keeps every result.
+    `amp`: off (float32, the default for reported numbers), bf16, fp16, or auto (bf16 where native). `fast`:
+    evaluate the attack-time network (part/attacks/attack_view.py: folded BatchNorm, channels_last where
+    timing says so, or the `attack_path` given) instead of the model itself; the result records the path
+    and its timings.
     """
     names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
+    if attack_path not in attack_view.CHOICES or (attack_path != "auto" and not fast):
+        raise ValueError(f"attack path '{attack_path}': accepted {', '.join(attack_view.CHOICES)}, and only with "
+                         "--fast (without it the model itself is evaluated)")
     if n < 0:
         raise ValueError(f"n must be >= 0 (0: the whole test set), got {n}")
     ckpt_path, run_path = resolve_checkpoint(checkpoint, run, epoch)
@@ -125,6 +137,13 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
     if corruption_files is not None:
         result["corruption_files"] = str(Path(corruption_files).resolve())
+    amp = resolve_amp(amp, dev)
+    if fast:  # timed on this model at this batch size, under the precision it will run in
+        x0 = ds.get_batch(torch.arange(1))[0]
+        path, timings = attack_view.choose(model, (batch_size, *x0.shape[1:]), meta["num_classes"], attack_path,
+                                           autocast=Precision(amp, False, dev, notify=False).autocast)
+        model = attack_view.build(model, path)
+        result.update(attack_path=attack_view.path_of(model), attack_timings_s=timings)
     if amp != "off":
         result["amp"] = amp
         model = AutocastForward(model, amp, dev)
