@@ -61,11 +61,16 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", type=int, help="class to explain (default: the predicted class)")
     c.add_argument("--out", required=True)
 
-    b = sub.add_parser("bench", help="time AT vs PART epochs, float32 vs bf16, and native vs library CAM")
+    b = sub.add_parser("bench", help="time AT vs PART epochs, float32 vs bf16 vs the fast path, and native vs library CAM")
+    b.add_argument("--model", default="small-cnn", help="a registered model, on its dataset's preset at its input size "
+                                                        "(generated CIFAR-10-sized images where CIFAR-10 is missing)")
     b.add_argument("--amp", default="off,bf16", help="precisions to time, comma-separated (off = float32, bf16)")
+    b.add_argument("--no-fast", action="store_true", help="skip the fast path (amp=auto, attack network chosen by timing)")
     b.add_argument("--repeats", type=int, default=4, help="timed epochs of each kind per precision (median)")
-    b.add_argument("--n", type=int, default=4000, help="training images (Fashion-MNIST subset)")
-    b.add_argument("--cam-batch", type=int, default=256)
+    b.add_argument("--n", type=int, default=4000, help="training images (a subset of the dataset)")
+    b.add_argument("--batch-size", type=int, help="training batch (default: the preset's)")
+    b.add_argument("--attack-steps", type=int, help="PGD steps of the inner maximisation (default: the preset's, 10)")
+    b.add_argument("--cam-batch", type=int, default=256, help="images of the CAM timing (0: skip it)")
 
     e = sub.add_parser("eval", help="robustness evaluation: clean, PGD-K, MMA, AutoAttack, corruptions, checks")
     source = e.add_mutually_exclusive_group(required=True)
@@ -99,8 +104,14 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--label", help="method name in the tables (default: AT, PART, TRADES, ... from the config)")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"),
-                   help="autocast the model's forward passes (default off: float32, as reported results are)")
+    e.add_argument("--amp", choices=("off", "bf16", "fp16", "auto"),
+                   help="autocast the model's forward passes (default off: float32, as reported results are; "
+                        "with --fast: auto, bf16 where the hardware computes it natively)")
+    e.add_argument("--fast", action="store_true",
+                   help="attack the attack-time network (folded BatchNorm, channels_last where timing says so) "
+                        "in the machine's fast precision; the default evaluates the model itself in float32")
+    e.add_argument("--attack-path", default="auto", choices=("auto", "plain", "folded", "folded-cl"),
+                   help="with --fast: the attack network (default auto: the fastest, timed on this checkpoint)")
     e.add_argument("--recompute", action="store_true", help=f"rerun attacks already in OUT/{EvalDir.RESULTS}")
     e.add_argument("--no-progress", action="store_true")
 
@@ -239,12 +250,20 @@ def _cam(args) -> None:
 def _bench(args) -> None:
     from part.training.bench import run_bench
 
+    from models import model_names
+
     amps = tuple(a.strip() for a in args.amp.split(",") if a.strip())
     bad = [a for a in amps if a not in ("off", "bf16")]
     if bad or not amps or args.repeats < 1:
         raise ValueError(f"--amp {args.amp!r} / --repeats {args.repeats}: accepted precisions are off and bf16 "
                          "(comma-separated), repeats >= 1")
-    run_bench(n=args.n, cam_batch=args.cam_batch, amps=amps, repeats=args.repeats)
+    if args.model not in model_names():
+        raise ValueError(f"--model {args.model!r} is not a registered model; accepted: {', '.join(model_names())}")
+    if args.n < 1 or args.cam_batch < 0:
+        raise ValueError(f"--n {args.n} / --cam-batch {args.cam_batch}: accepted n >= 1, cam-batch >= 0")
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("attack_steps", args.attack_steps)) if v is not None}
+    run_bench(n=args.n, cam_batch=args.cam_batch, amps=amps, repeats=args.repeats, model=args.model,
+              fast=not args.no_fast, **overrides)
 
 
 def _eval(args) -> None:
@@ -259,7 +278,12 @@ def _eval(args) -> None:
         map_recipe=args.map_recipe, map_eps=None if args.map_eps is None else parse_number(args.map_eps),
         map_eps_low=None if args.map_eps_low is None else parse_number(args.map_eps_low),
         seed=args.seed, label=args.label, recompute=args.recompute, progress=not args.no_progress,
-        amp=args.amp, cam_methods=args.cam_methods, cam_layer=args.cam_layer, cam_target=args.cam_target)
+        amp=eval_amp(args), cam_methods=args.cam_methods, cam_layer=args.cam_layer, cam_target=args.cam_target,
+        fast=args.fast, attack_path=args.attack_path)
+    if args.fast:
+        timed = ", ".join(f"{k} {v:.4f} s" for k, v in result.get("attack_timings_s", {}).items())
+        print(f"attack network: {result['attack_path']}, amp {result.get('amp', 'off')}"
+              + (f" (one attack step: {timed})" if timed else ""))
     for name, rec in result["attacks"].items():
         verdict = rec["accuracy"] if rec.get("accuracy") is not None else rec.get("passed")
         shown = f"{verdict:.2%}" if isinstance(verdict, float) else ("all passed" if verdict else "FAILED")
@@ -292,6 +316,11 @@ def _eval(args) -> None:
                   f"{255 * m['eps_low']:.2f}/255): mean budget {m['mean_budget_255']:.2f}/255, full eps on "
                   f"{100 * m['full_eps_fraction']:.1f}% of pixel values")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def eval_amp(args) -> str:
+    """The precision `part eval` runs in: --amp, else float32, or with --fast auto (bf16 where native)."""
+    return args.amp or ("auto" if args.fast else "off")
 
 
 def _map_run_name(args) -> str:

@@ -389,26 +389,28 @@ class EvalDir:
         self.path = Path(path)
 
     # What makes two results of one checkpoint the same evaluation (their attacks can share one file).
-    IDENTITY = ("eps", "n", "indices", "seed", "amp")
+    IDENTITY = ("eps", "n", "indices", "seed", "amp", "attack_path")  # attack_path: --fast's network, or plain
 
     @classmethod
-    def default_for(cls, checkpoint: str | Path, *, n: int = 1000, seed: int = 0, amp: str = "off") -> "EvalDir":
+    def default_for(cls, checkpoint: str | Path, *, n: int = 1000, seed: int = 0, amp: str = "off",
+                    fast: bool = False) -> "EvalDir":
         """RUN/eval/epoch_NNNN for a run's checkpoint, CKPT_DIR/eval_<name> for a bare file; a sibling of it
         when it already holds an evaluation with other settings (for_settings)."""
         checkpoint = Path(checkpoint)
         run = RunDir.of_checkpoint(checkpoint)
         base = run.eval_dir(checkpoint.stem) if run is not None else cls(checkpoint.parent / f"eval_{checkpoint.stem}")
-        return base.for_settings(n=n, seed=seed, amp=amp)
+        return base.for_settings(n=n, seed=seed, amp=amp, fast=fast)
 
-    def sibling(self, *, n: int, seed: int = 0, amp: str = "off") -> "EvalDir":
+    def sibling(self, *, n: int, seed: int = 0, amp: str = "off", fast: bool = False) -> "EvalDir":
         """The folder beside this one named by the settings: epoch_0010-n10, epoch_0010-all (n 0: the whole
-        test set), epoch_0010-n1000-seed1-bf16."""
+        test set), epoch_0010-n1000-seed1-bf16, epoch_0010-n1000-fast (`part eval --fast`)."""
         parts = [self.path.name, f"n{n}" if n else "all"]
         parts += [f"seed{seed}"] if seed else []
         parts += [amp] if amp and amp != "off" else []
+        parts += ["fast"] if fast else []
         return EvalDir(self.path.with_name("-".join(parts)))
 
-    def for_settings(self, *, n: int, seed: int = 0, amp: str = "off") -> "EvalDir":
+    def for_settings(self, *, n: int, seed: int = 0, amp: str = "off", fast: bool = False) -> "EvalDir":
         """This folder when it is free or holds an evaluation with these settings (its attacks are kept and
         added to), else sibling(): an evaluation never replaces another. `n` is the number asked for (0: all);
         stored results say how many images they had, which is the same unless the test set is smaller."""
@@ -416,8 +418,8 @@ class EvalDir:
         if stored is None:
             return self
         same = (stored.get("seed", 0) == seed and stored.get("amp", "off") == (amp or "off")
-                and (n == 0 or stored.get("n") == n))
-        return self if same else self.sibling(n=n, seed=seed, amp=amp)
+                and (n == 0 or stored.get("n") == n) and (stored.get("attack_path", "plain") != "plain") == fast)
+        return self if same else self.sibling(n=n, seed=seed, amp=amp, fast=fast)
 
     def other_evaluation(self, header: dict[str, Any]) -> dict[str, Any] | None:
         """The stored results when they are another evaluation of the checkpoint `header` describes (the
@@ -426,7 +428,7 @@ class EvalDir:
         stored = self.results()
         if stored is None or stored.get("checkpoint_sha256") != header.get("checkpoint_sha256"):
             return None
-        defaults = {"amp": "off", "seed": 0}
+        defaults = {"amp": "off", "seed": 0, "attack_path": "plain"}
         differs = [k for k in self.IDENTITY if stored.get(k, defaults.get(k)) != header.get(k, defaults.get(k))]
         return stored if differs else None
 

@@ -20,43 +20,23 @@ import argparse
 import json
 import math
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from part.data.synthetic import write_cifar10  # noqa: E402,F401  (tests/gpu use it from here)
 from part.runs import RunDir, load_model  # noqa: E402
-
-CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 
 
 class CheckFailed(Exception):
     """The run folder lacks something a completed one-epoch run has."""
-
-
-def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
-    """`n_train` images in 5 training batches and `n_test` in test_batch, as the official tarball lays them out."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    sizes = [n_train // 5 + (k < n_train % 5) for k in range(5)]
-    for name, n in [(f"data_batch_{k + 1}", s) for k, s in enumerate(sizes)] + [("test_batch", n_test)]:
-        labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        batch = {b"batch_label": name.encode(), b"labels": labels,
-                 b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                 b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"num_cases_per_batch": sizes[0], b"label_names": CLASSES, b"num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
 
 
 def cuda_report() -> dict:

@@ -13,6 +13,9 @@ import models
 # amp=auto (the training default) trains in bf16 on CPUs with native bfloat16: tests train in float32 on
 # every machine, subprocesses included, unless a test asks for bf16 (part/precision.py, PART_CPU_BF16).
 os.environ["PART_CPU_BF16"] = "0"
+# The attack network is chosen by timing when a run starts (part/attacks/attack_view.py), and timings differ
+# from run to run: tests attack with the model itself unless a test asks for the folded network.
+os.environ["PART_ATTACK_FAST"] = "0"
 
 # Tiny tensors: one intra-op thread avoids oversubscription stalls when the 2 cores are shared.
 torch.set_num_threads(1)

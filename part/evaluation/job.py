@@ -17,13 +17,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import torch
 
 from part.evaluation.accuracy import ProgressCallback
 from part.data.datasets import DATASETS, load_dataset
 from part.experiments import method_name
 from part.devices import resolve_device
 from part.evaluation.evaluate import DEFAULT_ATTACKS, INSIGHT, check_placement, evaluate, parse_attack, parse_attacks
-from part.precision import AutocastForward
+from part.attacks import attack_view
+from part.precision import AutocastForward, Precision, resolve_amp
 from part.runs import EvalDir, RunDir, load_model
 from part.evaluation.threat_maps import MapSource, check_map_settings
 
@@ -81,6 +83,8 @@ def _previous(out: EvalDir, header: dict) -> dict:
         return {}
     if old.get("amp", "off") != header.get("amp", "off"):  # results from before the field are float32
         return {}
+    if old.get("attack_path", "plain") != header.get("attack_path", "plain"):  # --fast against the model itself
+        return {}
     kept = dict(old.get("attacks", {}))
     if old.get("surrogate") != header["surrogate"]:
         kept.pop("checks", None)
@@ -99,7 +103,8 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
                         map_eps_low: float | None = None,
                         callback: ProgressCallback | None = None, amp: str = "off",
                         cam_methods: Sequence[str] | None = None, cam_layer: str | None = None,
-                        cam_target: str | None = None) -> tuple[dict, dict[str, Path]]:
+                        cam_target: str | None = None, fast: bool = False,
+                        attack_path: str = "auto") -> tuple[dict, dict[str, Path]]:
     """Evaluate one checkpoint; returns the result dict and the paths of the files written.
 
     OUT (default: RUN/eval/epoch_NNNN, or a sibling such as epoch_NNNN-n10 when that holds an evaluation with
@@ -115,8 +120,15 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     alignment and faithfulness use the run's own CAMs (its cam_methods, cam_weights, cam_target, and the model's
     registered layer) unless `cam_methods`, `cam_layer` (a module path, e.g. features.2) or `cam_target`
     (label, pred) say otherwise; a kept result made with other CAM settings is rerun.
+    `amp`: off (float32, the default for reported numbers), bf16, fp16, or auto (bf16 where native). `fast`:
+    evaluate the attack-time network (part/attacks/attack_view.py: folded BatchNorm, channels_last where
+    timing says so, or the `attack_path` given) instead of the model itself; the result records the path
+    and its timings.
     """
     names = [s.name for s in parse_attacks(attacks)]  # fail on a bad name before any loading
+    if attack_path not in attack_view.CHOICES or (attack_path != "auto" and not fast):
+        raise ValueError(f"attack path '{attack_path}': accepted {', '.join(attack_view.CHOICES)}, and only with "
+                         "--fast (without it the model itself is evaluated)")
     if n < 0:
         raise ValueError(f"n must be >= 0 (0: the whole test set), got {n}")
     ckpt_path, run_path = resolve_checkpoint(checkpoint, run, epoch)
@@ -138,10 +150,17 @@ def evaluate_checkpoint(checkpoint: str | Path | None = None, *, run: str | Path
     dataset = meta["dataset"]
     ds = load_dataset(dataset, "test", data_dir=data_dir or config.get("data_dir") or None, subset=n,
                       image_size=int(config.get("image_size", 0) or 0))
-    out_dir = EvalDir(out) if out is not None else EvalDir.default_for(ckpt_path, n=n, seed=seed, amp=amp)
+    amp = resolve_amp(amp, dev)  # the folder is named by the precision the evaluation runs in
+    out_dir = EvalDir(out) if out is not None else EvalDir.default_for(ckpt_path, n=n, seed=seed, amp=amp, fast=fast)
     result = _header(ckpt_path, run_path, ckpt, ds, label or label_for(config), surrogate, seed)
     if corruption_files is not None:
         result["corruption_files"] = str(Path(corruption_files).resolve())
+    if fast:  # timed on this model at this batch size, under the precision it will run in
+        x0 = ds.get_batch(torch.arange(1))[0]
+        path, timings = attack_view.choose(model, (batch_size, *x0.shape[1:]), meta["num_classes"], attack_path,
+                                           autocast=Precision(amp, False, dev, notify=False).autocast)
+        model = attack_view.build(model, path)
+        result.update(attack_path=attack_view.path_of(model), attack_timings_s=timings)
     if amp != "off":
         result["amp"] = amp
     _keep_other(out_dir, result, n)

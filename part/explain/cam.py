@@ -142,6 +142,10 @@ def _library_cam(model, x, targets, method, layer) -> torch.Tensor:
     options = {"reshape_transform": reshape}
     if method == "ablationcam" and reshape is not None:
         options["ablation_layer"] = AblationLayerVit()  # ablates a channel of tokens [B,T,C]
+    if not any(p.requires_grad for p in model.parameters()):
+        # frozen weights (an attack view, part/attacks/attack_view.py): the library's backward needs a graph,
+        # and an input that requires grad makes one
+        x = x.detach().requires_grad_(True)
     with LIBRARY_METHODS[method](model=model, target_layers=[layer], **options) as cam:
         maps = cam(input_tensor=x, targets=cam_targets)
     model.zero_grad(set_to_none=True)  # the library's backward leaves parameter gradients

@@ -73,10 +73,11 @@ def masks_for(trainer, epoch: int, status) -> float:
         trainer.mask_cache = CamCache.from_state(saved)
         return 0.0
     status.update(epoch, 0, 1, "mask-refresh", force=True)
-    model = trainer.model
+    model = trainer.attack_model()  # the attack-time network (folded BatchNorm where it is faster), eval mode
     if due != epoch:  # resumed mid-interval without the cache: rebuild it from the weights it came from
-        model = copy.deepcopy(trainer.model)
-        model.load_state_dict(run.load_checkpoint(due - 1)["model"])
+        older = copy.deepcopy(trainer.model)
+        older.load_state_dict(run.load_checkpoint(due - 1)["model"])
+        model = trainer.attack_model(older)
     t0 = time.time()
     trainer.mask_cache = CamCache.build(trainer.train_set, lambda x, y: trainer.cams(x, y, model),
                                          epoch=due, device=trainer.device)

@@ -23,6 +23,7 @@ CHOICES = {
     "augment": ("none", "crop-flip"),
     "device": ("auto", "cpu", "cuda"),
     "amp": ("auto", "off", "bf16", "fp16"),
+    "attack_path": ("auto", "plain", "folded", "folded-cl"),  # part.attacks.attack_view.CHOICES
 }
 
 
@@ -110,6 +111,10 @@ class TrainConfig:
     sync_bn: bool = True  # with nproc > 1: BatchNorm statistics over the global batch, as in one process
     amp: str = "auto"  # autocast: auto (bf16 where native, else off; saved resolved), off (float32), bf16, fp16 (CUDA)
     channels_last: bool = False  # NHWC memory format on CUDA (ignored on CPU)
+    # the network the attacks and the CAM refresh run (part/attacks/attack_view.py): auto (the fastest of
+    # plain, folded BatchNorm, folded + channels_last, timed on this model and batch when the run starts; saved
+    # resolved), plain (the model itself), folded, folded-cl. PART_ATTACK_FAST=0 forces plain.
+    attack_path: str = "auto"
 
     def validate(self, *, new: bool = True) -> "TrainConfig":
         """Every field's type, choice and range; with `new` (a run about to start) also what only makes a

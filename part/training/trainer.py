@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from models import create_model
 from part import attacks
+from part.attacks import attack_view
 from part.training import distributed as dist
 from part.explain.cam import NATIVE_METHODS, compute_cam
 from part.training.config import TrainConfig
@@ -83,6 +84,11 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         self.defense = get_defense(cfg.defense)
+        # the attacks' network: auto is resolved here, by timing the candidates on this model and batch shape
+        self.attack_timings: dict[str, float] = {}  # seconds per attack step of each candidate; {} unmeasured
+        self.attack_net = attack_view.build(self.model, self._resolve_attack_path())
+        self.attack_path = attack_view.path_of(self.attack_net)  # plain where PART_ATTACK_FAST=0 or nothing folds
+        self.cfg = cfg = cfg.replace(attack_path=self.attack_path)  # what the run attacks with, saved resolved
         self.mask_cache: CamCache | None = None
         self.oracle = cfg.recipe in MASK_RECIPES  # the budget follows each sample's exact object mask, not a CAM
         if self.oracle and cfg.part:
@@ -99,6 +105,29 @@ class Trainer:
             return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    # -- the attack-time network --
+    def _resolve_attack_path(self) -> str:
+        """cfg.attack_path, auto resolved to the candidate whose attack step is fastest (rank 0's choice
+        under DDP, so every rank attacks with the same network)."""
+        x = self.train_set.get_batch(torch.arange(1))[0]
+        shape = (-(-self.cfg.batch_size // self.world), *x.shape[1:])  # this rank's part of a batch
+        path, self.attack_timings = attack_view.choose(self.model, shape, self.train_set.num_classes,
+                                                       self.cfg.attack_path, autocast=self.precision.autocast)
+        if self.world > 1:
+            index = attack_view.PATHS.index(path) if dist.is_main() else 0
+            path = attack_view.PATHS[int(dist.all_reduce_sum([index])[0])]
+        return path
+
+    def attack_model(self, model: torch.nn.Module | None = None) -> torch.nn.Module:
+        """The network attacks and CAM refreshes run: the attack view of the current weights (refreshed
+        after every optimizer step: it copies whatever changed), or the model itself on the plain path.
+        `model`: another model (older weights), given its own view on the same path."""
+        if model is not None:
+            return attack_view.build(model, self.attack_path)
+        if isinstance(self.attack_net, attack_view.AttackView):
+            self.attack_net.sync()
+        return self.attack_net
+
     # -- CAMs and eps-maps --
     def cams(self, x: torch.Tensor, y: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
         cfg = self.cfg
@@ -106,7 +135,7 @@ class Trainer:
         # the library's methods hand maps through NumPy, which has no bfloat16
         native = set(cfg.cam_methods) <= set(NATIVE_METHODS)
         with self.precision.autocast() if native else contextlib.nullcontext():
-            cams = compute_cam(model or self.model, x, targets, list(cfg.cam_methods), weights=cfg.cam_weights or None)
+            cams = compute_cam(self.model if model is None else model, x, targets, list(cfg.cam_methods), weights=cfg.cam_weights or None)
         return cams.float()
 
     def eps_map(self, cams: torch.Tensor) -> torch.Tensor:
@@ -181,7 +210,7 @@ class Trainer:
         x, y = self.precision.inputs(x.to(self.device)), y.to(self.device)
         if not reweight:
             return x, y, self.values["eps"]
-        cams = self.cams(x, y) if cams is None else cams.to(self.device)
+        cams = self.cams(x, y, self.attack_model()) if cams is None else cams.to(self.device)
         eps = self.eps_map(cams)
         stats = mask_stats(eps, self.values["eps"])
         sums["full"] += stats["full_eps_fraction"] * len(y)
@@ -204,10 +233,10 @@ class Trainer:
         sums["n"] += len(y)
 
     def _attack(self, x, y, eps) -> torch.Tensor:
-        cfg = self.cfg
+        cfg, net = self.cfg, self.attack_model()
         if cfg.attack == "mma":
-            return attacks.mma(self.model, x, y, eps=eps, step_size=cfg.step_size, steps=cfg.attack_steps)
-        return attacks.pgd(self.model, x, y, eps=eps, step_size=cfg.step_size, steps=cfg.attack_steps,
+            return attacks.mma(net, x, y, eps=eps, step_size=cfg.step_size, steps=cfg.attack_steps)
+        return attacks.pgd(net, x, y, eps=eps, step_size=cfg.step_size, steps=cfg.attack_steps,
                            loss=self.defense.attack_loss)
 
     # -- evaluation and probes --
@@ -224,7 +253,7 @@ class Trainer:
             # a seed no training step uses, the same every epoch
             _seed_random_start(_seed(self.cfg.seed, 1 << 40, b), offset, x)
             with self.precision.autocast():
-                x_adv = attacks.pgd(self.model, x, y, eps=self.eval_eps, step_size=self.eval_eps / 4,
+                x_adv = attacks.pgd(self.attack_model(), x, y, eps=self.eval_eps, step_size=self.eval_eps / 4,
                                     steps=self.cfg.eval_steps)
                 with torch.no_grad():
                     robust += int((self.model(x_adv).argmax(1) == y).sum())
@@ -320,8 +349,8 @@ def train(cfg: TrainConfig | None, out: str | Path, *, resume: bool = False, pro
     Under torchrun every rank calls this with the same arguments; rank 0 writes the run folder.
     """
     run = RunDir(out)
-    if resume:  # a config saved before `amp` existed trained in float32
-        cfg = TrainConfig.from_dict({"amp": "off", **run.config()})
+    if resume:  # a config saved before `amp` / `attack_path` existed trained in float32 / on the plain path
+        cfg = TrainConfig.from_dict({"amp": "off", "attack_path": "plain", **run.config()})
     elif run.exists():  # every rank checks before rank 0 writes anything
         raise FileExistsError(f"{run.path} already holds a run; continue it with `part resume {run.path}` or choose another --out")
     created = dist.setup(resolve_device(cfg.device))
@@ -331,7 +360,10 @@ def train(cfg: TrainConfig | None, out: str | Path, *, resume: bool = False, pro
             cfg = cfg.replace(nproc=dist.world(), amp=resolve_amp(cfg.amp, dist.local_device(resolve_device(cfg.device))))
             if dist.is_main():
                 run.write_config(cfg.to_dict())
-        return _train(Trainer(cfg, run, progress=progress), resume)
+        trainer = Trainer(cfg, run, progress=progress)
+        if not resume and dist.is_main() and trainer.cfg != cfg:  # ... and the attack path the trainer took
+            run.write_config(trainer.cfg.to_dict())
+        return _train(trainer, resume)
     finally:
         if created:
             dist.teardown()
@@ -347,7 +379,8 @@ def _train(trainer: Trainer, resume: bool) -> RunDir:
         probe_inputs = run.load_probe_inputs()
     status = Status(run, cfg.epochs, start, enabled=main)
     if main:
-        run.write_status(precision=trainer.precision.name)
+        run.write_status(precision=trainer.precision.name, attack_path=trainer.attack_path,
+                         **({"attack_timings_s": trainer.attack_timings} if trainer.attack_timings else {}))
         trainer.board = EventWriter(run.tensorboard_dir)
     status.update(start + 1, 0, 1, "starting", force=True)
     watch = StopWatch(run)

@@ -184,7 +184,8 @@ def test_configs_saved_before_auto_existed_still_load():
 
 def test_auto_is_the_training_default_and_evaluation_is_float32():
     assert TrainConfig().amp == "auto" and all(preset(name).amp == "auto" for name in ("fmnist-part", "cifar10-at"))
-    assert cli._build_parser().parse_args(["eval", "--run", "r"]).amp == "off"
+    assert cli.eval_amp(cli._build_parser().parse_args(["eval", "--run", "r"])) == "off"
+    assert cli.eval_amp(cli._build_parser().parse_args(["eval", "--run", "r", "--fast"])) == "auto"
 
 
 def test_a_run_saved_before_amp_existed_resumes_in_float32(tmp_path, native):
@@ -261,3 +262,38 @@ def test_bench_times_both_precisions_and_reports_their_ratios(monkeypatch):
 def test_bench_refuses_precisions_it_cannot_time(capsys):
     assert cli.main(["bench", "--amp", "off,fp16"]) == 2
     assert "accepted precisions are off and bf16" in capsys.readouterr().err
+
+
+def test_bench_config_takes_each_models_dataset_at_its_input_size():
+    from part.training.bench import bench_config
+
+    expected = {"small-cnn": ("fashion-mnist", 0), "small-cnn-4": ("fashion-mnist-clutter", 0),
+                "vit-tiny": ("fashion-mnist", 0), "resnet18": ("cifar10", 0), "preact-resnet18": ("cifar10", 0),
+                "wrn-34-10": ("cifar10", 64)}
+    for model, (dataset, size) in expected.items():
+        cfg = bench_config(model, 32)
+        assert (cfg.model, cfg.dataset, cfg.image_size, cfg.subset) == (model, dataset, size, 32)
+        assert cfg.part and cfg.burn_in_epochs == 1 and cfg.mask_every == 1
+    assert bench_config("vit-tiny", 8).cam_methods == ("attention-rollout",)
+
+
+def test_bench_times_the_fast_path_of_a_model_on_generated_images(monkeypatch, capsys, tmp_path):
+    """resnet18 without CIFAR-10 installed: generated images of its shape; the JSON line names the fast path."""
+    from part.attacks import attack_view
+
+    monkeypatch.delenv(attack_view.ENV, raising=False)
+    monkeypatch.setenv("PART_CIFAR10_DIR", str(tmp_path / "none"))
+    assert cli.main(["bench", "--model", "resnet18", "--n", "8", "--batch-size", "4", "--attack-steps", "1",
+                     "--repeats", "1", "--cam-batch", "0", "--amp", "off"]) == 0
+    out = capsys.readouterr().out
+    assert "CIFAR-10 is not installed: timing on 8 generated images" in out
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["model"] == "resnet18" and line["images"] == 8
+    assert line["fast_path"] in attack_view.PATHS and line["fast_amp"] == "off"
+    assert line["fast_speedup_part"] > 0 and line["fast_speedup_at"] > 0 and "bf16_speedup_at" not in line
+    assert "fast path over float32 (wall clock)" in out
+
+
+def test_bench_refuses_an_unknown_model(capsys):
+    assert cli.main(["bench", "--model", "resnet1000"]) == 2
+    assert "accepted: small-cnn" in capsys.readouterr().err

@@ -206,5 +206,5 @@ def test_the_oracle_recipe_is_refused_at_run_time_without_object_masks(tmp_path)
     from part.training.config import TrainConfig
 
     cfg = TrainConfig(**{**tiny().to_dict(), "recipe": "oracle", "cam_methods": ("gradcam",), "lr_milestones": (8,)})
-    with pytest.raises(ValueError, match="dataset 'fashion-mnist' gives none; accepted datasets: fashion-mnist-clutter"):
+    with pytest.raises(ValueError, match="dataset 'fashion-mnist' gives none; accepted datasets for it: fashion-mnist-clutter"):
         Trainer(cfg, RunDir(tmp_path))
